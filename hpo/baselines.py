@@ -1,0 +1,59 @@
+"""scikit-learn baselines on the same train/validation splits as the search."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hpo.data import Split, TaskData
+from hpo.train import metrics_for
+
+
+def _features(split: Split, grey: bool) -> np.ndarray:
+    x = split.x.cpu()
+    x = x.float().mean(dim=1) if grey else x.float()  # grey: one value per pixel
+    return (x.reshape(x.shape[0], -1) / 255.0).numpy()
+
+
+def linear_regression(data: TaskData) -> dict[str, float]:
+    """LinearRegression on grey pixels (SEEDS.md §1: the problem is linear; R2 ~ 1.0).
+
+    Grey, because a white square sets all three channels alike: same information, and 3x
+    fewer features than samples keeps least squares well-posed at the default sizes.
+    """
+    from sklearn.linear_model import LinearRegression
+
+    t0 = time.monotonic()
+    model = LinearRegression().fit(_features(data.train, True), data.train.y.cpu().numpy())
+    pred = model.predict(_features(data.val, True))
+    out = metrics_for("regression", _tensor(pred), data.val.y.cpu(), "val")
+    return out | {"fit_seconds": time.monotonic() - t0}
+
+
+def logistic_regression(data: TaskData) -> dict[str, float]:
+    """LogisticRegression on raw pixels (float32 to halve memory at 224x224x3)."""
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.monotonic()
+    x = _features(data.train, False).astype(np.float32)
+    model = LogisticRegression(max_iter=200).fit(x, data.train.y.cpu().numpy())
+    proba = model.predict_proba(_features(data.val, False).astype(np.float32))
+    out = metrics_for(
+        "classification", _tensor(np.log(np.clip(proba, 1e-12, 1))), data.val.y.cpu(), "val"
+    )
+    return out | {"fit_seconds": time.monotonic() - t0}
+
+
+def _tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+BASELINES = {"linear_regression": linear_regression, "logistic_regression": logistic_regression}
+
+
+def run_baselines(names: tuple[str, ...], data: TaskData) -> dict[str, dict[str, float]]:
+    """{name: metrics} for each named baseline."""
+    return {name: BASELINES[name](data) for name in names}

@@ -1,0 +1,275 @@
+"""The `hpo` command line: thin commands that parse, call one function, and print.
+
+Heavy libraries (torch, optuna, mlflow, sklearn) are imported inside the commands, so that
+`hpo --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import click
+import typer
+
+from hpo.errors import UserError
+
+ENV_HELP = (
+    "Environment: HPO_STORAGE (study storage URL), MLFLOW_TRACKING_URI (MLflow store), "
+    "HPO_DATA_DIR (data sets), HPO_CACHE_DIR (cached baselines and original replays)."
+)
+app = typer.Typer(
+    help="Hyperparameter optimisation for deep learning: Optuna studies of PyTorch models, "
+    "compared in MLflow. " + ENV_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Sampler(StrEnum):
+    tpe = "tpe"
+    random = "random"
+    cmaes = "cmaes"
+    gp = "gp"
+
+
+class Pruner(StrEnum):
+    hyperband = "hyperband"
+    median = "median"
+    none = "none"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        envvar="HPO_STORAGE",
+        help="Optuna storage URL; several workers share one (e.g. postgresql+psycopg2://...). "
+        "'memory' keeps it in this process only. [default: sqlite:///hpo.db]",
+        show_default=False,
+    ),
+]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI. [default: sqlite:///mlflow.db]",
+        show_default=False,
+    ),
+]
+StudyName = Annotated[
+    str | None, typer.Option("--study-name", help="Study name. [default: the task name]")
+]
+
+
+def echo_err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _parse_data(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--data takes KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def tasks() -> None:
+    """List the tasks that can be studied, with their metric, direction and data sizes."""
+    from hpo.tasks import TASKS
+
+    for task in TASKS.values():
+        sizes = task.sizes(task.settings())
+        size = " / ".join(f"{v:,} {k.removeprefix('n_')}" for k, v in sizes.items())
+        typer.echo(f"{task.name:8} {task.metric} ({task.direction}); {size}")
+        typer.echo(f"{'':8} {task.summary}")
+
+
+@app.command()
+def study(
+    task: Annotated[str, typer.Argument(help="Task to study (see `hpo tasks`).")],
+    trials: Annotated[
+        int,
+        typer.Option(
+            help="Total finished trials (complete + pruned) the study should hold, "
+            "all workers together; a rerun resumes up to it."
+        ),
+    ] = 20,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop this run after this many seconds.")
+    ] = None,
+    storage: Storage = None,
+    study_name: StudyName = None,
+    tracking_uri: TrackingUri = None,
+    sampler: Annotated[
+        Sampler | None, typer.Option(help="Sampler. [default: from the spec, else tpe]")
+    ] = None,
+    pruner: Annotated[
+        Pruner | None, typer.Option(help="Pruner. [default: from the spec, else hyperband]")
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Epochs per trial (the pruner's maximum). [default: from the spec]"
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N.")
+    ] = "auto",
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for the sampler and the trials' training.")
+    ] = None,
+    spec: Annotated[
+        str | None, typer.Option(help="Study spec TOML. [default: studies/<task>.toml]")
+    ] = None,
+    trial_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds one trial may run before it is stopped and "
+            "recorded as pruned. [default: from the spec]"
+        ),
+    ] = None,
+    original: Annotated[
+        bool,
+        typer.Option(
+            "--original/--no-original",
+            help="Replay the user's original config (cached across studies).",
+        ),
+    ] = True,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Fit the scikit-learn baseline.")
+    ] = True,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            metavar="KEY=VALUE",
+            help="Override a data setting, e.g. --data image_size=32.",
+        ),
+    ] = None,
+) -> None:
+    """Create or resume a study and run it until it holds --trials finished trials."""
+    from hpo import study as study_mod
+
+    if trials < 1:
+        raise UserError(f"--trials must be at least 1 (got {trials})")
+    options = study_mod.Options(
+        trials=trials,
+        timeout=timeout,
+        storage=storage,
+        study_name=study_name,
+        tracking_uri=tracking_uri,
+        sampler=sampler.value if sampler else None,
+        pruner=pruner.value if pruner else None,
+        epochs=epochs,
+        device=device,
+        seed=seed,
+        spec=spec,
+        trial_timeout=trial_timeout,
+        original=original,
+        baselines=baseline,
+        data=_parse_data(data or []),
+    )
+    summary = study_mod.run(task, options, echo_err)
+    typer.echo(format_summary(summary))
+    if summary.stopped:
+        echo_err(f"stopped early: {summary.stopped}")
+        if "failed" in summary.stopped:
+            raise typer.Exit(1)
+
+
+def format_summary(s: Any) -> str:
+    """The end-of-study summary: best trial beside the baseline and the original config."""
+    lines = [
+        f"study {s.study_name}: {s.finished}/{s.trials} trials finished ({s.metric}, "
+        f"{s.direction})"
+    ]
+    if s.best:
+        lines.append(f"  best      trial {s.best['number']}: {_metrics(s.best['metrics'])}")
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in s.best["searched"].items())
+        lines.append(f"            {params}")
+    else:
+        lines.append("  best      no complete trial yet")
+    for name, metrics in s.baselines.items():
+        lines.append(f"  baseline  {name}: {_metrics(metrics)}")
+    if s.original:
+        o = s.original
+        how = f"{o['epochs']}/{o['of_epochs']} epochs" + (
+            f", {o['status']}: {o['reason']}" if o["status"] != "ok" else ""
+        )
+        lines.append(f"  original  {_metrics(o['metrics'])} ({how})")
+    return "\n".join(lines)
+
+
+def _metrics(m: dict[str, float]) -> str:
+    keys = [k for k in m if k.startswith("val_") and k != "val_loss"] or list(m)
+    return ", ".join(f"{k} {_fmt(m[k])}" for k in keys)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@app.command()
+def report(
+    task: Annotated[str, typer.Argument(help="Task whose study to show.")],
+    study_name: StudyName = None,
+    storage: Storage = None,
+    format: Annotated[
+        Format, typer.Option("--format", help="Output format (the JSON is a stable contract).")
+    ] = Format.table,
+    top: Annotated[int | None, typer.Option(help="Show only the best N trials.")] = None,
+) -> None:
+    """Print the study's leaderboard, with the baselines and the original config."""
+    from hpo import report as report_mod
+    from hpo.tasks import get_task
+
+    get_task(task)
+    loaded = report_mod.load(study_name or task, storage)
+    typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="hpo", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # `hpo` alone: the help, as --help
+        typer.echo(e.ctx.get_help())
+        return 0
+    except click.UsageError as e:
+        echo_err(f"hpo: error: {e.format_message()}")
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        echo_err(
+            "hpo: interrupted; the running trial was recorded as failed. "
+            "Run the same command again to resume."
+        )
+        return 130
+    except UserError as e:
+        echo_err(f"hpo: error: {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Leaderboards from a study's storage: a pandas table, CSV, or the JSON contract."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import optuna
+
+from hpo.errors import UserError
+from hpo.storage import mask, open_storage, storage_url
+from hpo.study import trial_record
+
+
+def load(study_name: str, storage: str | None) -> optuna.Study:
+    """The stored study, or a UserError naming the studies that do exist."""
+    backend = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+        known = ", ".join(names) if names else "none"
+        where = mask(storage_url(storage))
+        raise UserError(f"no study {study_name!r} in {where} (studies there: {known})") from None
+
+
+def build(study: optuna.Study) -> dict[str, Any]:
+    """The JSON contract: study, task, metric, direction, trials, best, baselines, original."""
+    attrs = study.user_attrs
+    trials = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    try:
+        best = trial_record(study.best_trial)
+    except ValueError:
+        best = None
+    original = attrs.get("original")
+    return {
+        "study": study.study_name,
+        "task": attrs.get("task"),
+        "metric": attrs.get("metric"),
+        "direction": study.direction.name.lower(),
+        "trials": trials,
+        "best": best,
+        "baselines": attrs.get("baselines", {}),
+        "original": original["metrics"] if original else None,
+        "original_replay": (
+            {k: original[k] for k in ("epochs", "of_epochs", "status", "reason", "device")}
+            if original
+            else None
+        ),
+    }
+
+
+def leaderboard(data: dict[str, Any], top: int | None = None):
+    """A pandas DataFrame: trials ranked by the metric, then the reference rows."""
+    import pandas as pd
+
+    metric = data["metric"]
+    rows = []
+    for t in data["trials"]:
+        rows.append(
+            {
+                "rank_key": t["value"],
+                "trial": t["number"],
+                "state": t["state"],
+                metric: t["metrics"].get(metric, t["value"]),
+                **{k: v for k, v in t["metrics"].items() if k.startswith("val_") and k != metric},
+                "seconds": t["seconds"],
+                "reason": t["reason"],
+                **_short_params(t["params"]),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        ascending = data["direction"] == "minimize"
+        frame = frame.sort_values("rank_key", ascending=ascending, na_position="last")
+        frame = frame.drop(columns="rank_key")
+        if top:
+            frame = frame.head(top)
+    refs = [
+        {"trial": f"baseline:{name}", "state": "REFERENCE", **m}
+        for name, m in data["baselines"].items()
+    ]
+    if data["original"]:
+        refs.append({"trial": "original", "state": "REFERENCE", **data["original"]})
+    if refs:
+        keep = [c for c in frame.columns] if not frame.empty else ["trial", "state", metric]
+        ref_frame = pd.DataFrame(refs)
+        ref_frame = ref_frame[[c for c in ref_frame.columns if c in keep]]
+        frame = pd.concat([frame, ref_frame], ignore_index=True)
+    return frame.reset_index(drop=True)
+
+
+_SHOWN = (
+    "depth",
+    "conv_channels_0",
+    "dense_layers",
+    "dense_units_0",
+    "activation",
+    "batch_norm",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "epochs",
+)
+
+
+def _short_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in _SHOWN if k in params}
+
+
+def render(data: dict[str, Any], fmt: str, top: int | None = None) -> str:
+    """The report as text: 'table', 'csv' or 'json'."""
+    if fmt == "json":
+        return json.dumps(_clean(data), indent=2)
+    frame = leaderboard(data, top)
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 30, "display.width", 160):
+        head = (
+            f"study {data['study']} - task {data['task']} - {data['metric']} ({data['direction']})"
+            f" - {sum(t['state'] in ('COMPLETE', 'PRUNED') for t in data['trials'])} finished"
+        )
+        table = frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        return f"{head}\n{table}"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null (the contract is strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

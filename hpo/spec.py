@@ -1,0 +1,216 @@
+"""Study specs: studies/<task>.toml loaded and validated into a frozen Spec."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import UserError
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+PRUNERS = ("hyperband", "median", "none")
+OBJECTIVES = ("mean", "worst")
+
+# Searchable knobs: name -> kind of value. Per-block knobs are suggested once per block that
+# exists (conv_channels_0, conv_kernel_1, dense_units_0, ...), so they are conditional.
+SPACE_KEYS: dict[str, type] = {
+    "depth": int,  # conv blocks; 0 = dense-only
+    "conv_channels": int,
+    "conv_kernel": int,
+    "convs_per_block": int,
+    "downsample": str,
+    "residual": bool,
+    "conv_dropout": float,
+    "global_pool": bool,
+    "dense_layers": int,
+    "dense_units": int,
+    "dense_dropout": float,
+    "activation": str,
+    "batch_norm": bool,
+    "optimizer": str,
+    "lr": float,
+    "momentum": float,  # SGD only
+    "nesterov": bool,  # SGD only
+    "weight_decay": float,
+    "schedule": str,
+    "warmup_epochs": float,
+    "label_smoothing": float,
+    "batch_size": int,
+    "epochs": int,
+    "augment": bool,
+    "width": float,  # multiplier on every conv_channels_i (scales a fixed architecture)
+}
+STUDY_KEYS = {
+    "sampler",
+    "pruner",
+    "epochs",
+    "trial_timeout",
+    "original_epochs",
+    "seeds",
+    "objective",
+    "n_startup_trials",
+}
+
+
+class SpecError(UserError):
+    """A spec file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One search dimension: a range (low/high, log, step), a choice list, or a fixed value."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+    value: Any = None  # fixed
+
+    @property
+    def fixed(self) -> bool:
+        return self.low is None and self.choices is None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated study spec."""
+
+    task: str
+    path: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    epochs: int = 10  # epochs per trial, the pruner's maximum resource
+    trial_timeout: float | None = None  # seconds; a longer trial is stopped and pruned
+    original_epochs: int | None = None  # replay budget for the original; None = its own
+    seeds: int = 1  # seeds each config is trained under
+    objective: str = "mean"  # over seeds: "mean" or "worst"
+    n_startup_trials: int = 10  # random trials before TPE / GP model the space
+    data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
+    space: dict[str, Param] = field(default_factory=dict)
+    base: dict[str, Any] = field(default_factory=dict)  # Config fields fixed for every trial
+
+
+def default_spec_path(task: str) -> Path:
+    """studies/<task>.toml next to the package (repo checkout) or in the working directory."""
+    here = Path(__file__).resolve().parent.parent / "studies" / f"{task}.toml"
+    return here if here.exists() else Path("studies") / f"{task}.toml"
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; every problem is a SpecError of one line."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read spec file {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
+    """Validate a spec given as a dict (the parsed TOML)."""
+
+    def fail(msg: str) -> SpecError:
+        return SpecError(f"{where}: {msg}")
+
+    unknown = sorted(set(raw) - {"task", "study", "data", "space", "base"})
+    if unknown:
+        raise fail(f"unknown top-level key(s): {', '.join(unknown)}")
+    task = raw.get("task")
+    if not isinstance(task, str):
+        raise fail("'task' must be given as a string")
+    study = _table(raw, "study", fail)
+    bad = sorted(set(study) - STUDY_KEYS)
+    if bad:
+        raise fail(
+            f"[study] unknown key(s): {', '.join(bad)}; known: {', '.join(sorted(STUDY_KEYS))}"
+        )
+    kw: dict[str, Any] = {}
+    for key, value in study.items():
+        kw[key] = _study_value(key, value, fail)
+    space = {name: _param(name, value, fail) for name, value in _table(raw, "space", fail).items()}
+    base = _table(raw, "base", fail)
+    from hpo.config import Config
+
+    try:
+        Config.from_dict(base)
+    except (TypeError, ValueError) as e:
+        raise fail(f"[base] {e}") from None
+    return Spec(
+        task=task, path=where, data=_table(raw, "data", fail), space=space, base=base, **kw
+    )
+
+
+def _table(raw: dict[str, Any], key: str, fail) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise fail(f"[{key}] must be a table")
+    return value
+
+
+def _study_value(key: str, value: Any, fail) -> Any:
+    if key == "sampler" and value not in SAMPLERS:
+        raise fail(f"[study] sampler must be one of {', '.join(SAMPLERS)}, got {value!r}")
+    if key == "pruner" and value not in PRUNERS:
+        raise fail(f"[study] pruner must be one of {', '.join(PRUNERS)}, got {value!r}")
+    if key == "objective" and value not in OBJECTIVES:
+        raise fail(f"[study] objective must be one of {', '.join(OBJECTIVES)}, got {value!r}")
+    if key in ("epochs", "original_epochs", "seeds", "n_startup_trials"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise fail(f"[study] {key} must be a positive integer, got {value!r}")
+    if key == "trial_timeout":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise fail(
+                f"[study] trial_timeout must be a positive number of seconds, got {value!r}"
+            )
+    return value
+
+
+def _param(name: str, value: Any, fail) -> Param:
+    kind = SPACE_KEYS.get(name)
+    if kind is None:
+        raise fail(f"[space] unknown parameter {name!r}; known: {', '.join(SPACE_KEYS)}")
+    if isinstance(value, list):
+        if not value:
+            raise fail(f"[space] {name}: the choice list is empty")
+        for item in value:
+            if not _is(item, kind):
+                raise fail(f"[space] {name}: choice {item!r} is not a {kind.__name__}")
+        return Param(name, choices=tuple(value))
+    if isinstance(value, dict):
+        bad = sorted(set(value) - {"low", "high", "log", "step"})
+        if bad or "low" not in value or "high" not in value:
+            raise fail(
+                f"[space] {name}: a range is {{ low = .., high = .., log = false, step = .. }}"
+            )
+        if kind not in (int, float):
+            raise fail(f"[space] {name}: a {kind.__name__} parameter takes a list of choices")
+        low, high, log = value["low"], value["high"], value.get("log", False)
+        if not (_is(low, kind) and _is(high, kind)):
+            raise fail(f"[space] {name}: low and high must be {kind.__name__}s")
+        if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            raise fail(f"[space] {name}: low ({low}) must not exceed high ({high})")
+        if log and low <= 0:
+            raise fail(f"[space] {name}: a log range needs low > 0 (got {low})")
+        if log and value.get("step") is not None:
+            raise fail(f"[space] {name}: step and log cannot be combined")
+        return Param(name, low=low, high=high, log=bool(log), step=value.get("step"))
+    if not _is(value, kind):
+        raise fail(f"[space] {name}: {value!r} is not a {kind.__name__}")
+    return Param(name, value=value)
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, kind) and not isinstance(value, bool)

@@ -1,0 +1,95 @@
+"""Optuna study storage: URL resolution, password masking, RDB storage with heartbeats."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from hpo.errors import UserError
+
+DEFAULT_STORAGE = "sqlite:///hpo.db"  # opens unchanged in optuna-dashboard
+HEARTBEAT_SECONDS = int(os.environ.get("HPO_HEARTBEAT_SECONDS", "10"))
+GRACE_SECONDS = int(os.environ.get("HPO_GRACE_SECONDS", "30"))  # dead worker -> trial FAIL
+
+
+def storage_url(url: str | None = None) -> str:
+    """--storage, else HPO_STORAGE, else the local SQLite file."""
+    return url or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by ***, safe to print or log."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show only the scheme
+        return url.split("://", 1)[0] + "://***" if "://" in url else "***"
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` with the URL's password removed wherever it appears (error messages)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        return text.replace(url, mask(url))
+    return text.replace(str(password), "***") if password else text
+
+
+def open_storage(url: str | None = None) -> Any:
+    """An Optuna storage for `url` ('memory' = in-process only); one-line UserError if unusable.
+
+    RDB storages get heartbeats, so a trial whose worker died is failed within GRACE_SECONDS
+    and re-queued once with the same params (RetryFailedTrialCallback).
+    """
+    import warnings
+
+    import optuna
+
+    # heartbeats and the stale-trial retry are marked experimental; they are what we want
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    url = storage_url(url)
+    if url in ("memory", ":memory:"):
+        return optuna.storages.InMemoryStorage()
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise UserError(
+            f"malformed storage URL {mask(url)!r}: expected e.g. sqlite:///hpo.db"
+        ) from None
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": 60}  # several local workers share the file
+    last: Exception | None = None
+    # Workers starting together race to create the schema: retry a few times (bounded).
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=1
+                ),
+            )
+        except (ImportError, ModuleNotFoundError) as e:
+            raise UserError(f"storage {mask(url)}: missing database driver ({e})") from None
+        except (SQLAlchemyError, OSError, ValueError) as e:
+            last = e
+            if "could not translate host" in str(e) or "Connection refused" in str(e):
+                break  # unreachable: retrying at start-up would only delay the message
+            time.sleep(0.5 * (attempt + 1))
+    reason = scrub(_first_line(last), url) if last else "unknown error"
+    raise UserError(f"cannot open storage {mask(url)}: {reason}")
+
+
+def _first_line(e: Exception) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return (text.splitlines() or [type(e).__name__])[0][:300]

@@ -1,0 +1,552 @@
+"""Create or resume a study and run its trials: objective, pruning, budget, failures, MLflow."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from hpo import __version__
+from hpo.config import Config
+from hpo.data import TaskData, resolve_device
+from hpo.errors import UserError
+from hpo.spec import Spec, default_spec_path, load_spec
+from hpo.storage import mask, open_storage, storage_url
+from hpo.tasks import get_task
+from hpo.tasks.base import Task
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials counts
+Echo = Callable[[str], None]
+MAX_CONSECUTIVE_FAILURES = 10  # a broken setup stops the run instead of failing forever
+
+
+@dataclass
+class Options:
+    """What `hpo study` was asked to do; None means: take it from the spec or the environment."""
+
+    trials: int = 20
+    timeout: float | None = None  # seconds for this process's whole run
+    storage: str | None = None
+    study_name: str | None = None
+    tracking_uri: str | None = None
+    sampler: str | None = None
+    pruner: str | None = None
+    epochs: int | None = None
+    device: str = "auto"
+    seed: int | None = None
+    spec: str | None = None
+    trial_timeout: float | None = None
+    original: bool = True
+    baselines: bool = True
+    tracking: bool = True
+    data: dict[str, Any] = field(default_factory=dict)  # data setting overrides
+
+
+@dataclass
+class Summary:
+    """How the study stands after this run."""
+
+    study_name: str
+    task: str
+    metric: str
+    direction: str
+    finished: int
+    trials: int
+    best: dict[str, Any] | None
+    baselines: dict[str, Any]
+    original: dict[str, Any] | None
+    stopped: str = ""  # why this run ended early, if it did
+
+
+class SurplusTrial(Exception):
+    """Other workers already started enough trials to fill the budget."""
+
+
+_DATA: dict[tuple, TaskData] = {}  # built once per process, kept on the device
+
+
+def load_data(task: Task, settings: dict[str, Any], device: torch.device) -> TaskData:
+    key = (task.name, tuple(sorted(settings.items())), str(device))
+    if key not in _DATA:
+        _DATA[key] = task.load(settings, device)
+    return _DATA[key]
+
+
+def resolve_spec(task_name: str, options: Options) -> Spec:
+    """The spec file (default studies/<task>.toml) with CLI options laid over it."""
+    spec = load_spec(options.spec or default_spec_path(task_name))
+    if spec.task != task_name:
+        raise UserError(f"spec {spec.path} is for task {spec.task!r}, not {task_name!r}")
+    changes: dict[str, Any] = {}
+    for name in ("sampler", "pruner", "epochs", "trial_timeout"):
+        if getattr(options, name) is not None:
+            changes[name] = getattr(options, name)
+    return replace(spec, data={**spec.data, **options.data}, **changes)
+
+
+def make_sampler(name: str, seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
+    """TPE (multivariate, grouped for the conditional space, constant liar for parallel
+    workers), random, CMA-ES or GP."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=n_startup,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=n_startup, warn_independent_sampling=False
+        )
+    return optuna.samplers.GPSampler(
+        seed=seed, n_startup_trials=n_startup, warn_independent_sampling=False
+    )
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Hyperband over epochs (default), median, or none."""
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def create_or_load(
+    storage: Any, name: str, task: Task, spec: Spec, settings: dict, sampler, pruner
+) -> tuple[optuna.Study, bool]:
+    """(study, created_here). Exactly one of many simultaneous workers creates the study:
+    the storage's unique study name decides."""
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=task.direction,
+            sampler=sampler,
+            pruner=pruner,
+        )
+        study.set_user_attr("task", task.name)
+        study.set_user_attr("metric", task.metric)
+        study.set_user_attr("data", settings)
+        study.set_user_attr("hpo_version", __version__)
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    attrs = _wait_for_attr(study, "data")
+    if attrs.get("task") not in (None, task.name):
+        raise UserError(
+            f"study {name!r} belongs to task {attrs['task']!r}; choose another --study-name"
+        )
+    if study.direction.name.lower() != task.direction:
+        raise UserError(f"study {name!r} was created with direction {study.direction.name}")
+    if attrs.get("data") not in (None, settings):
+        raise UserError(
+            f"study {name!r} was created with data settings {attrs['data']}, not {settings}; "
+            "choose another --study-name"
+        )
+    return study, False
+
+
+def _wait_for_attr(study: optuna.Study, key: str, seconds: float = 30.0) -> dict[str, Any]:
+    """The study's user attrs once `key` is set by the creating worker (bounded wait)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        attrs = study.user_attrs
+        if key in attrs or time.monotonic() > deadline:
+            return attrs
+        time.sleep(0.2)
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials of the study, all workers together."""
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One trial as the JSON report shows it (and the summary)."""
+    attrs = t.user_attrs
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": t.value if t.value is None or math.isfinite(t.value) else None,
+        "params": attrs.get("params", t.params),  # the whole config, flattened
+        "searched": t.params,  # what the sampler chose
+        "metrics": attrs.get("metrics", {}),
+        "reason": attrs.get("fail_reason") or attrs.get("prune_reason") or "",
+        "seconds": t.duration.total_seconds() if t.duration else None,
+        "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
+    }
+
+
+class Objective:
+    """Trains one trial's config; reports epochs to the pruner, MLflow and the console."""
+
+    def __init__(self, ctx: Runner) -> None:
+        self.ctx = ctx
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from hpo.space import suggest
+        from hpo.train import OutOfTime, TrainingError, train
+
+        ctx = self.ctx
+        state, reason, metrics = "FAIL", "", {}
+        run_id = None
+        t0 = time.monotonic()
+        try:
+            ctx.check_surplus(trial)
+            try:
+                config = suggest(trial, ctx.spec, ctx.base)
+            except ValueError as e:
+                raise TrainingError(f"invalid config: {e}") from None
+            seed = ctx.seed_for(trial.number)
+            trial.set_user_attr("params", config.params())
+            trial.set_user_attr("seed", seed)
+            run_id = ctx.start_trial_run(trial, config, seed)
+            ctx.progress.trial_start(trial.number, ctx.budget, ctx.finished_so_far() + 1, config)
+
+            def report(epoch: int, m: dict[str, float]) -> None:
+                nonlocal metrics
+                metrics = m
+                ctx.log_epoch(run_id, epoch, m)
+                ctx.progress.epoch(trial.number, epoch, config.epochs, m)
+                trial.report(m[ctx.task.metric], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")
+
+            deadline = t0 + ctx.spec.trial_timeout if ctx.spec.trial_timeout else None
+            try:
+                train(
+                    config,
+                    ctx.data,
+                    device=ctx.device,
+                    seed=seed,
+                    report=report,
+                    deadline=deadline,
+                )
+            except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
+                raise optuna.TrialPruned(f"trial_timeout {ctx.spec.trial_timeout:g} s: {e}") from e
+            state = "COMPLETE"
+            return metrics[ctx.task.metric]
+        except optuna.TrialPruned as e:
+            state, reason = "PRUNED", str(e)
+            trial.set_user_attr("prune_reason", reason)
+            raise
+        except KeyboardInterrupt:
+            reason = "interrupted by the user (Ctrl-C)"
+            trial.set_user_attr("fail_reason", reason)
+            raise
+        except torch.OutOfMemoryError as e:
+            reason = f"out of memory: {str(e).splitlines()[0][:200]}"
+            trial.set_user_attr("fail_reason", reason)
+            raise TrainingError(reason) from None
+        except Exception as e:  # recorded with its reason; the study goes on
+            reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            trial.set_user_attr("fail_reason", reason)
+            raise
+        finally:
+            trial.set_user_attr("metrics", metrics)
+            ctx.end_trial_run(run_id, state, reason, metrics)
+
+
+class Runner:
+    """Holds what every trial of one `hpo study` process shares."""
+
+    def __init__(self, task: Task, spec: Spec, options: Options, echo: Echo) -> None:
+        self.task, self.spec, self.options, self.echo = task, spec, options, echo
+        try:
+            self.device = resolve_device(options.device)
+            self.settings = task.settings(spec.data)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        self.base = Config.from_dict(spec.base) if spec.base else Config()
+        self.budget = options.trials
+        self.study_name = options.study_name or task.name
+        self.tracker = None
+        self.parent_id: str | None = None
+        self.progress = Progress(self.budget, task.metric, echo)
+        self.study: optuna.Study | None = None
+        self.data: TaskData | None = None
+
+    def seed_for(self, number: int) -> int:
+        return (self.options.seed or 0) * 100_003 + number
+
+    def finished_so_far(self) -> int:
+        return counts(self.study)[0]
+
+    def check_surplus(self, trial: optuna.Trial) -> None:
+        """Only when workers raced past the budget check: a trial beyond N is not trained."""
+        ahead = [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+            if t.number < trial.number
+        ]
+        if len(ahead) >= self.budget:
+            raise SurplusTrial(f"budget of {self.budget} already taken by other workers")
+
+    # MLflow (failures here never fail a trial: they are reported once and logging goes on)
+    def _safe(self, what: str, fn: Callable[[], Any]) -> Any:
+        if self.tracker is None:
+            return None
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - tracking must not kill the study
+            self.echo(f"warning: MLflow {what} failed: {str(e).splitlines()[0][:200]}")
+            return None
+
+    def start_trial_run(self, trial: optuna.Trial, config: Config, seed: int) -> str | None:
+        def go() -> str:
+            run_id = self.tracker.start_run(
+                self.parent_id,
+                f"trial-{trial.number}",
+                {
+                    "kind": "trial",
+                    "task": self.task.name,
+                    "trial_number": trial.number,
+                    "optuna_state": "RUNNING",
+                    "device": self.device.type,
+                    "seed": seed,
+                },
+            )
+            self.tracker.log_params(run_id, config.params())
+            return run_id
+
+        return self._safe("start run", go)
+
+    def log_epoch(self, run_id: str | None, epoch: int, metrics: dict[str, float]) -> None:
+        if run_id:
+            self._safe("log metrics", lambda: self.tracker.log_metrics(run_id, metrics, epoch))
+
+    def end_trial_run(self, run_id: str | None, state: str, reason: str, metrics: dict) -> None:
+        if not run_id:
+            return
+
+        def go() -> None:
+            tags = {"optuna_state": state}
+            if reason:
+                tags["reason"] = reason
+            self.tracker.set_tags(run_id, tags)
+            self.tracker.end_run(run_id, state)
+
+        self._safe("end run", go)
+
+    # the run
+    def open(self) -> None:
+        """Open storage, create or load the study, set up MLflow."""
+        o, spec = self.options, self.spec
+        storage = open_storage(o.storage)
+        sampler = make_sampler(spec.sampler, o.seed, spec.n_startup_trials)
+        pruner = make_pruner(spec.pruner, spec.epochs)
+        self.study, created = create_or_load(
+            storage, self.study_name, self.task, spec, self.settings, sampler, pruner
+        )
+        if o.tracking:
+            from hpo.tracking import Tracker
+
+            self.tracker = Tracker(o.tracking_uri, self.study_name)
+            self.parent_id = self._parent_run(created)
+
+    def _parent_run(self, created: bool) -> str:
+        key = "mlflow_parent_run_id"
+        if not created:
+            found = _wait_for_attr(self.study, key).get(key)
+            if found:
+                return found
+        run_id = self.tracker.create_parent(
+            self.study_name, self.task.name, {"metric": self.task.metric}
+        )
+        self.study.set_user_attr(key, run_id)
+        return run_id
+
+    def optimize(self) -> str:
+        """Run trials until the study holds `budget` finished ones; returns why it stopped."""
+        o = self.options
+        deadline = time.monotonic() + o.timeout if o.timeout else None
+        failures = 0
+        while True:
+            finished, running = counts(self.study)
+            if finished >= self.budget:
+                return ""
+            if deadline is not None and time.monotonic() > deadline:
+                return f"--timeout {o.timeout:g} s reached"
+            if finished + running >= self.budget:
+                # Other workers hold the rest of the budget; wait for them, and fail stale
+                # trials of dead workers so that their retries can run.
+                optuna.storages.fail_stale_trials(self.study)
+                time.sleep(1.0)
+                continue
+            before = len(self.study.get_trials(deepcopy=False))
+            self.study.optimize(
+                Objective(self),
+                n_trials=1,
+                timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1),
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+            last = self.study.get_trials(deepcopy=False)[before:]
+            for t in last:
+                self.progress.trial_end(trial_record(t), self._best())
+            if last and all(t.state == TrialState.FAIL for t in last):
+                if all(
+                    "already taken by other workers" in t.user_attrs.get("fail_reason", "")
+                    for t in last
+                ):
+                    continue
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    reason = last[-1].user_attrs.get("fail_reason", "unknown")
+                    return f"{failures} trials in a row failed (last: {reason})"
+            else:
+                failures = 0
+
+    def _best(self) -> dict[str, Any] | None:
+        try:
+            return trial_record(self.study.best_trial)
+        except ValueError:  # no complete trial yet
+            return None
+
+    def references(self) -> tuple[dict, dict | None]:
+        """Baselines and the replayed original, computed or taken from the cache, stored in
+        the study so that `hpo report` can show them."""
+        from hpo import references
+
+        attrs = self.study.user_attrs
+        data = None
+        base = attrs.get("baselines")
+        if self.options.baselines and base is None:
+            data = load_data(self.task, self.settings, self.device)
+            base = references.baselines(self.task, self.settings, data, self.echo)
+            self.study.set_user_attr("baselines", base)
+            for name, metrics in base.items():
+                self._safe(
+                    "log baseline",
+                    lambda n=name, m=metrics: self.tracker.log_reference(
+                        self.parent_id, "baseline", n, m
+                    ),
+                )
+        original = attrs.get("original")
+        if self.options.original and original is None:
+            data = data or load_data(self.task, self.settings, self.device)
+            original = references.replay_original(
+                self.task, self.settings, data, self.device, self.spec.original_epochs, self.echo
+            )
+            self.study.set_user_attr("original", original)
+            self._safe(
+                "log original",
+                lambda: self.tracker.log_reference(
+                    self.parent_id, "original", "original", original["metrics"], original["params"]
+                ),
+            )
+        return base or {}, original
+
+    def summary(self, stopped: str) -> Summary:
+        base, original = self.references()
+        finished, _ = counts(self.study)
+        best = self._best()
+        if self.tracker is not None and self.parent_id and best:
+            self._safe(
+                "parent run",
+                lambda: self.tracker.log_metrics(
+                    self.parent_id, {f"best_{self.task.metric}": best["value"]}
+                ),
+            )
+        return Summary(
+            self.study_name,
+            self.task.name,
+            self.task.metric,
+            self.task.direction,
+            finished,
+            self.budget,
+            best,
+            base,
+            original,
+            stopped,
+        )
+
+
+def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
+    """Create or resume the study for `task_name` and run it to `options.trials` finished."""
+    echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress lines say it
+    if options.trials < 1:
+        raise UserError("--trials must be at least 1")
+    task = get_task(task_name)
+    spec = resolve_spec(task_name, options)
+    runner = Runner(task, spec, options, echo)
+    runner.open()
+    finished, _ = counts(runner.study)
+    echo(
+        f"study {runner.study_name!r} (task {task.name}: {task.metric}, {task.direction}) in "
+        f"{mask(storage_url(options.storage))}: {finished}/{runner.budget} trials finished"
+        + (f"; MLflow {runner.tracker.uri}" if runner.tracker else "")
+    )
+    if finished < runner.budget:
+        t0 = time.monotonic()
+        data = load_data(task, runner.settings, runner.device)
+        runner.data = data
+        c, h, w = data.image_shape
+        echo(
+            f"data: {len(data.train)} train / {len(data.val)} val images {c}x{h}x{w} on "
+            f"{runner.device} ({time.monotonic() - t0:.1f} s); {spec.epochs} epochs per trial, "
+            f"sampler {spec.sampler}, pruner {spec.pruner}"
+        )
+        if runner.device.type == "cpu":
+            echo("no GPU in use: trials run on the CPU")
+    stopped = runner.optimize() if finished < runner.budget else ""
+    return runner.summary(stopped)
+
+
+class Progress:
+    """Live progress on stderr: trial k/N, the epoch, the best so far."""
+
+    def __init__(self, budget: int, metric: str, echo: Echo) -> None:
+        self.budget, self.metric, self.echo = budget, metric, echo
+        self.tty = sys.stderr.isatty()
+
+    def trial_start(self, number: int, budget: int, k: int, config: Config) -> None:
+        conv = "-".join(map(str, config.conv_channels)) or "none"
+        dense = "-".join(map(str, config.dense_units)) or "none"
+        self.echo(
+            f"trial {number} ({k}/{budget}): conv {conv} dense {dense} {config.activation} "
+            f"{config.optimizer} lr {config.lr:.2g} bs {config.batch_size}"
+            f"{' bn' if config.batch_norm else ''}"
+        )
+
+    def epoch(self, number: int, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+        line = (
+            f"  epoch {epoch}/{epochs}: {self.metric} {metrics[self.metric]:.4g} "
+            f"train_loss {metrics['train_loss']:.4g} ({metrics['images_per_second']:.0f} img/s)"
+        )
+        if self.tty:
+            print("\r" + line.ljust(78), end="", file=sys.stderr, flush=True)
+        else:
+            self.echo(line)
+
+    def trial_end(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        if self.tty:
+            print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
+        value = record["metrics"].get(self.metric)
+        shown = f"{self.metric} {value:.4g}" if value is not None else "no metric"
+        line = f"trial {record['number']} {record['state']}: {shown}"
+        if record["seconds"] is not None:
+            line += f" in {record['seconds']:.1f} s"
+        if record["reason"]:
+            line += f" ({record['reason']})"
+        if best is not None:
+            line += f"; best so far {best['value']:.4g} (trial {best['number']})"
+        self.echo(line)

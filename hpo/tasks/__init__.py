@@ -1,0 +1,22 @@
+"""The registry of studied tasks: {name: Task}. Adding a task = one module + one studies/*.toml."""
+
+from __future__ import annotations
+
+from hpo.errors import UserError
+from hpo.tasks import box, pixel
+from hpo.tasks.base import Task
+
+TASKS: dict[str, Task] = {
+    box.TASK.name: box.TASK,
+    pixel.TASK.name: pixel.TASK,
+}
+
+__all__ = ["TASKS", "Task", "get_task"]
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`, or a UserError listing the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None

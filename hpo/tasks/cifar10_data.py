@@ -1,0 +1,363 @@
+"""The CIFAR-10 files: download, verify, extract, load and split the official python version.
+
+The data lives in one directory (`default_data_dir()` unless given). What is already there is
+used before anything is fetched: the extracted `cifar-10-batches-py/` folder, then the
+`cifar-10-python.tar.gz` archive, and only then the network. Every failure is a `DataError` whose
+message says what went wrong and which file to put where to work offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from hpo.errors import UserError
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# The checksum published on https://www.cs.toronto.edu/~kriz/cifar.html.
+MD5 = "c58f30108f718f92721af3b95e7d0a7e"
+ARCHIVE = "cifar-10-python.tar.gz"
+FOLDER = "cifar-10-batches-py"
+
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+META = "batches.meta"
+FILES = (*TRAIN_BATCHES, TEST_BATCH, META)
+N_CLASSES = 10
+IMAGE_SHAPE = (3, 32, 32)
+
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60  # per socket operation, not for the whole download
+
+
+class DataError(UserError):
+    """The data set is missing, corrupt or cannot be fetched; str() is one line for the user.
+
+    A `UserError`, so the CLI prints it as one line and exits with code 2.
+    """
+
+
+def default_data_dir() -> Path:
+    """`$HPO_DATA_DIR`, else `$XDG_CACHE_HOME/hpo/data`, else `~/.cache/hpo/data`."""
+    if explicit := os.environ.get("HPO_DATA_DIR"):
+        return Path(explicit).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "hpo" / "data"
+
+
+def ensure_cifar10(
+    data_dir: Path | str,
+    *,
+    download: bool = True,
+    url: str = URL,
+    md5: str = MD5,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The extracted `cifar-10-batches-py` directory in `data_dir`, fetching what is missing.
+
+    Uses a complete extracted folder as is; else verifies and extracts `cifar-10-python.tar.gz`;
+    else (if `download`) fetches `url`, checks its md5 and extracts it.
+    """
+    data_dir = Path(data_dir).expanduser()
+    folder = data_dir / FOLDER
+    if not _missing(folder):
+        return folder
+    archive = data_dir / ARCHIVE
+    if archive.is_file():
+        _verify_md5(archive, md5)
+        return _extract(archive, data_dir, progress)
+    if not download:
+        raise DataError(
+            f"CIFAR-10 is not in {data_dir}{_incomplete_note(folder)} and downloading is off; "
+            f"{_offline_hint(data_dir, url, md5)}"
+        )
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the data directory {data_dir}: {_reason(e)}") from None
+    _download(url, archive, md5, data_dir, progress)
+    return _extract(archive, data_dir, progress)
+
+
+def load_cifar10(folder: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train_x, train_y, test_x, test_y): uint8 (N, 3, 32, 32) images and int64 (N,) labels."""
+    folder = Path(folder)
+    train = [_load_batch(folder / name) for name in TRAIN_BATCHES]
+    test_x, test_y = _load_batch(folder / TEST_BATCH)
+    train_x = np.concatenate([x for x, _ in train])
+    train_y = np.concatenate([y for _, y in train])
+    return train_x, train_y, test_x, test_y
+
+
+def label_names(folder: Path | str) -> list[str]:
+    """The ten class names from `batches.meta`, in label order."""
+    path = Path(folder) / META
+    meta = _unpickle(path)
+    names = meta.get("label_names")
+    if not isinstance(names, list) or len(names) != N_CLASSES:
+        raise DataError(f"{path} is malformed: no list of {N_CLASSES} label_names")
+    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def split_indices(
+    n: int, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sorted int64 indices into range(n); val is round(n * val_fraction) of them.
+
+    A fixed-seed permutation: the same n, fraction and seed give the same split on every machine.
+    """
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_val = round(n * val_fraction)
+    perm = np.random.default_rng(seed).permutation(n)
+    # Sorted, so gathering a split reads memory in order; shuffling is the training loop's job.
+    return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
+
+
+# --- finding and fetching ---------------------------------------------------------------------
+
+
+def _missing(folder: Path) -> list[str]:
+    """The expected files that `folder` lacks (all of them if it does not exist)."""
+    return [name for name in FILES if not (folder / name).is_file()]
+
+
+def _incomplete_note(folder: Path) -> str:
+    if not folder.is_dir():
+        return ""
+    return f" ({folder} lacks {', '.join(_missing(folder))})"
+
+
+def _offline_hint(data_dir: Path, url: str, md5: str) -> str:
+    return f"put {ARCHIVE} (md5 {md5}, from {url}) or its extracted {FOLDER}/ into {data_dir}"
+
+
+def _reason(error: BaseException) -> str:
+    """The error as a short single-line reason."""
+    reason: object = error
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        reason = error.reason  # str(URLError) wraps it in "<urlopen error ...>"
+    text = " ".join(str(reason).split())
+    return text or type(error).__name__
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify_md5(archive: Path, md5: str) -> None:
+    try:
+        actual = _md5_of(archive)
+    except OSError as e:
+        raise DataError(f"cannot read {archive}: {_reason(e)}") from None
+    if actual != md5.lower():
+        # Not deleted: it is the user's file, and they may want to look at it.
+        raise DataError(
+            f"{archive} is corrupt: md5 {actual}, expected {md5}; delete or replace it"
+        )
+
+
+def _progress_line(done: int, total: int) -> str:
+    if total:
+        return f"{ARCHIVE}: {done * 100 // total}% ({done / 1e6:.1f} of {total / 1e6:.1f} MB)"
+    return f"{ARCHIVE}: {done / 1e6:.1f} MB"
+
+
+def _download(
+    url: str,
+    archive: Path,
+    md5: str,
+    data_dir: Path,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Fetch `url` to `archive` via a .part file that only becomes `archive` once verified."""
+    part = archive.with_name(archive.name + ".part")
+    report = progress or (lambda _message: None)
+    try:
+        report(f"downloading {url} to {archive}")
+        digest = hashlib.md5(usedforsecurity=False)
+        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, part.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            # Report every 5 % of the size, or every 10 MB when the server does not say it.
+            step = total / 20 if total else 10e6
+            done, next_report = 0, step
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if done >= next_report:
+                    report(_progress_line(done, total))
+                    next_report = (done // step + 1) * step
+        if total and done != total:
+            raise OSError(f"got {done} of {total} bytes")
+        actual = digest.hexdigest()
+        if actual != md5.lower():
+            raise OSError(f"md5 {actual}, expected {md5}")
+        os.replace(part, archive)
+    except Exception as e:
+        part.unlink(missing_ok=True)
+        raise DataError(
+            f"could not download {url} ({_reason(e)}); {_offline_hint(data_dir, url, md5)}"
+        ) from None
+    except BaseException:
+        # Ctrl-C and friends: no half file left behind, and the interrupt goes on as it was.
+        part.unlink(missing_ok=True)
+        raise
+
+
+# --- extracting -------------------------------------------------------------------------------
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse members that could write outside the target: absolute, `..`, links, devices."""
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts or member.name.startswith(("/", "\\")):
+        raise DataError(f"{archive} is unsafe: member {member.name!r} points outside the folder")
+    if not (member.isfile() or member.isdir()):
+        raise DataError(f"{archive} is unsafe: member {member.name!r} is not a plain file")
+
+
+def _extract(archive: Path, data_dir: Path, progress: Callable[[str], None] | None) -> Path:
+    """Extract `archive` beside itself and move `cifar-10-batches-py/` into place atomically."""
+    if progress:
+        progress(f"extracting {archive}")
+    folder = data_dir / FOLDER
+    try:
+        # Extracting in data_dir (not /tmp) keeps the final rename on one file system: atomic,
+        # so a crash leaves a hidden temp directory, never a half folder that looks valid.
+        tmp = Path(tempfile.mkdtemp(prefix=".cifar10-extract-", dir=data_dir))
+    except OSError as e:
+        raise DataError(f"cannot extract into {data_dir}: {_reason(e)}") from None
+    try:
+        # The "data" filter (Python >= 3.11.4) is a second line of defence after our checks.
+        kwargs: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:  # one pass: the archive is decompressed once
+                _check_member(member, archive)
+                tar.extract(member, tmp, **kwargs)
+        extracted = tmp / FOLDER
+        if missing := _missing(extracted):
+            raise DataError(f"{archive} lacks {FOLDER}/{missing[0]}; delete or replace it")
+        _move_into_place(extracted, folder)
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise DataError(
+            f"{archive} is not a readable .tar.gz ({_reason(e)}); delete or replace it"
+        ) from None
+    except OSError as e:
+        raise DataError(f"cannot extract {archive} into {data_dir}: {_reason(e)}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _move_into_place(extracted: Path, folder: Path) -> None:
+    """Rename `extracted` to `folder`, replacing an incomplete `folder` left by someone else."""
+    if folder.exists():
+        if not _missing(folder):
+            return  # another worker finished the same extraction meanwhile: keep theirs
+        # An incomplete folder: move it aside first, since rename() cannot replace a non-empty
+        # directory.
+        trash = Path(tempfile.mkdtemp(prefix=".cifar10-old-", dir=folder.parent))
+        try:
+            os.replace(folder, trash / FOLDER)
+        except FileNotFoundError:
+            pass  # another process moved it first
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.rename(extracted, folder)
+    except OSError:
+        if _missing(folder):
+            raise
+        # Another worker extracted the same archive at the same time and won: use theirs.
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles the batch dicts, but refuses to import anything beyond what arrays need.
+
+    The extracted folder may not have been md5-checked, and plain pickle runs arbitrary code.
+    """
+
+    _ALLOWED = {
+        ("_codecs", "encode"),  # bytes pickled by Python 3 at protocol 2
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),  # numpy < 2 (the official files)
+        ("numpy._core.multiarray", "_reconstruct"),  # numpy >= 2
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if module == "numpy.core.multiarray":
+            # numpy >= 2 warns on the old module path; the functions are the same.
+            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    """One pickled dict from the official files, with its bytes keys decoded to str."""
+    try:
+        with path.open("rb") as f:
+            # encoding="bytes": the official files are Python 2 pickles of str (bytes) keys.
+            obj = _BatchUnpickler(f, encoding="bytes").load()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; delete {path.parent} to extract it again") from None
+    except Exception as e:  # unpickling a damaged file can raise almost anything
+        raise DataError(
+            f"{path} is unreadable ({type(e).__name__}: {_reason(e)}); "
+            f"delete {path.parent} to extract it again"
+        ) from None
+    if not isinstance(obj, dict):
+        raise DataError(
+            f"{path} is malformed: not a dict; delete {path.parent} to extract it again"
+        )
+    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
+
+
+def _load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(x uint8 (n, 3, 32, 32), y int64 (n,)) from one batch file."""
+    batch = _unpickle(path)
+    data, labels = batch.get("data"), batch.get("labels")
+    width = int(np.prod(IMAGE_SHAPE))
+    problem = None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
+        problem = "no uint8 2-D 'data' array"
+    elif data.shape[1] != width:
+        problem = f"'data' has {data.shape[1]} columns, expected {width}"
+    elif not isinstance(labels, list | np.ndarray) or len(labels) != data.shape[0]:
+        problem = f"'labels' is not a list of {data.shape[0]} labels"
+    if problem is None:
+        y = np.asarray(labels)
+        if y.size and (y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= N_CLASSES):
+            problem = f"'labels' are not integers in 0..{N_CLASSES - 1}"
+    if problem is not None:
+        raise DataError(
+            f"{path} is malformed: {problem}; delete {path.parent} to extract it again"
+        )
+    # Each row is the red, green, then blue 32x32 plane, row-major: exactly (3, 32, 32) in C order.
+    x = np.ascontiguousarray(data).reshape(-1, *IMAGE_SHAPE)
+    return x, y.astype(np.int64).reshape(-1)

@@ -1,0 +1,118 @@
+"""MLflow logging: the only module that imports mlflow. One experiment per study, one parent
+run per study, one child run per trial, reference runs for baselines and the original."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from hpo import __version__
+from hpo.errors import UserError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflow run status
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the local SQLite store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class Tracker:
+    """Logs one study to MLflow through MlflowClient (no global active-run state)."""
+
+    def __init__(self, uri: str | None, experiment: str) -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for name in ("mlflow", "alembic"):  # schema set-up chatter; our own lines say enough
+            logging.getLogger(name).setLevel(logging.WARNING)
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        self.uri = tracking_uri(uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                try:
+                    self.experiment_id = self.client.create_experiment(experiment)
+                except MlflowException:  # another worker created it in between
+                    self.experiment_id = self.client.get_experiment_by_name(
+                        experiment
+                    ).experiment_id
+            else:
+                self.experiment_id = found.experiment_id
+        except MlflowException as e:
+            raise UserError(
+                f"MLflow tracking store {self.uri} is unusable: {_first_line(e)}"
+            ) from None
+        except OSError as e:
+            raise UserError(f"MLflow tracking store {self.uri} is unreachable: {e}") from None
+
+    # runs
+    def create_parent(self, study_name: str, task: str, tags: dict[str, str]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=study_name,
+            tags={"kind": "study", "task": task, "hpo_version": __version__} | tags,
+        )
+        return run.info.run_id
+
+    def start_run(self, parent_id: str | None, name: str, tags: dict[str, Any]) -> str:
+        """A run nested under `parent_id` (trials, baselines, the original)."""
+        all_tags = {"hpo_version": __version__} | {k: str(v) for k, v in tags.items()}
+        if parent_id:
+            all_tags["mlflow.parentRunId"] = parent_id
+        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit is 100 params
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        """One batched call for a whole dict of metrics at one step."""
+        from mlflow.entities import Metric
+
+        ts = _now()
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items() if _finite(v)]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def end_run(self, run_id: str, state: str) -> None:
+        """Terminate with the run status matching the Optuna state (pruned is not success)."""
+        self.client.set_terminated(run_id, status=STATUS.get(state, "FAILED"))
+
+    def log_reference(
+        self, parent_id: str | None, kind: str, name: str, metrics: dict[str, float], params=None
+    ) -> str:
+        """A finished run for a baseline or the original config, ranked with the trials."""
+        run_id = self.start_run(parent_id, name, {"kind": kind, "reference": name})
+        if params:
+            self.log_params(run_id, params)
+        self.log_metrics(run_id, metrics)
+        self.end_run(run_id, "COMPLETE")
+        return run_id
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return float(v) == float(v) and abs(float(v)) != float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]

@@ -1,0 +1,214 @@
+"""The training loop: train(config, data, ...) -> Result. Knows neither Optuna nor MLflow."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpo.config import Config
+from hpo.data import Split, TaskData, batch_indices, to_float
+from hpo.models import Net, build_model
+
+Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise to stop
+
+
+class TrainingError(RuntimeError):
+    """A trial that cannot go on; its message is the reason recorded for the trial."""
+
+
+class Diverged(TrainingError):
+    """The training loss became NaN or infinite."""
+
+
+class OutOfTime(TrainingError):
+    """The trial's time budget ran out; `history` holds the epochs that did finish."""
+
+    def __init__(self, message: str, history: list[dict[str, float]]) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+@dataclass
+class Result:
+    """What a finished training run gives back."""
+
+    metrics: dict[str, float]  # the last epoch's metrics
+    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    seconds: float = 0.0  # wall time of the whole run
+    model: Net | None = None
+
+
+def metrics_for(kind: str, out: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Task metrics of predictions `out` against targets `y` (one sync at the end)."""
+    if kind == "regression":
+        mse = F.mse_loss(out, y)
+        var = y.var(dim=0, unbiased=False).clamp_min(1e-12)
+        r2 = 1.0 - ((out - y) ** 2).mean(dim=0) / var  # per target, then averaged (sklearn)
+        values = torch.stack([mse, mse, r2.mean()]).tolist()
+        return {f"{prefix}_loss": values[0], f"{prefix}_mse": values[1], f"{prefix}_r2": values[2]}
+    loss = F.cross_entropy(out, y)
+    accuracy = (out.argmax(dim=1) == y).float().mean()
+    values = torch.stack([loss, accuracy]).tolist()
+    return {f"{prefix}_loss": values[0], f"{prefix}_accuracy": values[1]}
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Model outputs for uint8 images `x`, in eval mode, batch by batch (float32)."""
+    was_training = model.training
+    model.eval()
+    channels_last = device.type == "cuda"
+    outs = []
+    for idx in batch_indices(x.shape[0], batch_size, None, x.device):
+        with _autocast(device):
+            outs.append(model(to_float(x[idx], channels_last)).float())
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, split: Split, kind: str, batch_size: int, prefix: str = "val"):
+    """Metrics of `model` on a split."""
+    out = predict(model, split.x, batch_size, split.x.device)
+    return metrics_for(kind, out, split.y, prefix)
+
+
+def train(
+    config: Config,
+    data: TaskData,
+    *,
+    device: torch.device,
+    seed: int = 0,
+    report: Report | None = None,
+    deadline: float | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    keep_model: bool = False,
+) -> Result:
+    """Train `config` on `data.train`, evaluating on `data.val` after every epoch.
+
+    `report(epoch, metrics)` is called once per epoch (1-based) and may raise to stop the run
+    (pruning). `deadline` is a time.monotonic() value after which OutOfTime is raised.
+    """
+    start = time.monotonic()
+    torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
+    model = build_model(config, data.image_shape, data.n_outputs).to(device)
+    channels_last = device.type == "cuda" and bool(config.conv_channels)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model)
+    shuffle = torch.Generator(device=device).manual_seed(seed)
+    n = len(data.train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    eval_batch = max(config.batch_size, 256) if device.type == "cuda" else config.batch_size
+    # On CUDA a per-step .item() would stall the pipeline; check finiteness every few steps.
+    check_every = 1 if device.type == "cpu" else 25
+    history: list[dict[str, float]] = []
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        # train one epoch
+        model.train()
+        t0 = time.monotonic()
+        loss_sum = torch.zeros((), device=device)
+        for i, idx in enumerate(batch_indices(n, config.batch_size, shuffle, device)):
+            set_lr(optimizer, config, step, total_steps, steps_per_epoch)
+            x = to_float(data.train.x[idx], channels_last)
+            if augment is not None and config.augment:
+                x = augment(x, shuffle)
+            with _autocast(device):
+                out = model(x)
+            loss = _loss(config, data.kind, out.float(), data.train.y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.apply_constraints()
+            loss_sum += loss.detach() * idx.numel()
+            step += 1
+            if (i + 1) % check_every == 0 and not torch.isfinite(loss_sum):
+                raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise OutOfTime(f"time budget ran out during epoch {epoch}", history)
+        train_loss = (loss_sum / n).item()  # also syncs the device before timing
+        seconds = time.monotonic() - t0
+        if not math.isfinite(train_loss):
+            raise Diverged(f"loss became {train_loss} at epoch {epoch}")
+        # evaluate
+        metrics = {"train_loss": train_loss}
+        metrics |= evaluate(model, data.val, data.kind, eval_batch)
+        if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
+            raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
+        metrics |= {
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": seconds,
+            "images_per_second": n / max(seconds, 1e-9),
+        }
+        history.append(metrics)
+        # report (may prune)
+        if report is not None:
+            report(epoch, metrics)
+    return Result(
+        metrics=history[-1],
+        history=history,
+        seconds=time.monotonic() - start,
+        model=model if keep_model else None,
+    )
+
+
+def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov) / Adam / Adadelta with the config's lr and weight decay."""
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        nesterov = config.nesterov and config.momentum > 0  # torch rejects Nesterov w/o momentum
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=nesterov,
+            weight_decay=config.weight_decay,
+        )
+    if config.optimizer == "adam":
+        # eps 1e-8 = the user's Keras setting in SEEDS.md §1 (and torch's default)
+        return torch.optim.Adam(params, lr=config.lr, eps=1e-8, weight_decay=config.weight_decay)
+    return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_factor(config: Config, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """Multiplier on the peak lr at optimiser step `step` (0-based)."""
+    if config.schedule == "keras_decay":
+        return 1.0 / (1.0 + config.lr_decay * step)
+    if config.schedule == "onecycle":  # triangular: up for the first 25 %, then down to 0
+        peak = 0.25 * total_steps
+        if step < peak:
+            return (step + 1) / peak
+        return max(0.0, (total_steps - step) / max(total_steps - peak, 1))
+    if config.schedule == "cosine":
+        warmup = config.warmup_epochs * steps_per_epoch
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return 1.0
+
+
+def set_lr(optimizer, config: Config, step: int, total_steps: int, steps_per_epoch: int) -> None:
+    lr = config.lr * lr_factor(config, step, total_steps, steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _loss(config: Config, kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if kind == "regression":
+        return F.mse_loss(out, y)
+    return F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+
+
+def _autocast(device: torch.device):
+    # bf16 on CUDA: tensor-core speed without loss scaling; CPU stays float32.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

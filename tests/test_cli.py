@@ -1,0 +1,203 @@
+"""The `hpo` command as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from hpo.cli import app
+
+from .conftest import ROOT, hpo, write_spec
+
+
+def test_help_is_fast_and_lists_commands_and_environment():
+    t0 = time.monotonic()
+    out = hpo("--help")
+    elapsed = time.monotonic() - t0
+    assert out.returncode == 0
+    for word in ("tasks", "study", "report", "HPO_STORAGE", "MLFLOW_TRACKING_URI"):
+        assert word in out.stdout
+    # Loose bound for noisy CI; benchmarks/ measures it properly. Fails if torch is imported.
+    assert elapsed < 5, elapsed
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, hpo.cli; print('torch' in sys.modules, "
+            "'mlflow' in sys.modules, 'optuna' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert probe.stdout.strip() == "False False False"
+
+
+def test_tasks_lists_metric_direction_and_sizes():
+    out = hpo("tasks")
+    assert out.returncode == 0
+    assert "box" in out.stdout and "val_mse (minimize)" in out.stdout
+    assert "10,000 train / 2,000 val" in out.stdout
+    assert "pixel" in out.stdout and "val_accuracy (maximize)" in out.stdout
+
+
+def test_cli_runner_in_process(tiny_spec, scratch):
+    result = CliRunner().invoke(
+        app,
+        [
+            "study",
+            "box",
+            "--trials",
+            "2",
+            "--spec",
+            str(tiny_spec),
+            "--storage",
+            f"sqlite:///{scratch / 'hpo.db'}",
+            "--no-original",
+            "--no-baseline",
+            "--tracking-uri",
+            f"sqlite:///{scratch / 'm.db'}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2/2 trials finished" in result.output
+
+
+def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
+    out = hpo(
+        "study",
+        "box",
+        "--trials",
+        "3",
+        "--spec",
+        str(tiny_spec),
+        "--seed",
+        "1",
+        "--tracking-uri",
+        tracking_uri,
+        "--study-name",
+        "contract",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "3/3 trials finished" in out.stdout
+    assert "baseline  linear_regression" in out.stdout and "original" in out.stdout
+    assert Path("hpo.db").exists()  # the embedded default storage, in the working directory
+    rep = hpo("report", "box", "--study-name", "contract", "--format", "json")
+    assert rep.returncode == 0, rep.stderr
+    data = json.loads(rep.stdout)
+    assert set(data) >= {
+        "study",
+        "task",
+        "metric",
+        "direction",
+        "trials",
+        "best",
+        "baselines",
+        "original",
+    }
+    assert (data["study"], data["task"], data["metric"], data["direction"]) == (
+        "contract",
+        "box",
+        "val_mse",
+        "minimize",
+    )
+    assert len(data["trials"]) == 3
+    for trial in data["trials"]:
+        assert set(trial) >= {"number", "state", "value", "params", "metrics"}
+        assert trial["state"] in ("COMPLETE", "PRUNED", "FAIL")
+    complete = [t for t in data["trials"] if t["state"] == "COMPLETE"]
+    assert data["best"]["value"] == min(t["value"] for t in complete)
+    assert data["best"]["metrics"]["val_mse"] == pytest.approx(data["best"]["value"])
+    assert 0 <= data["baselines"]["linear_regression"]["val_r2"] <= 1
+    assert "val_r2" in data["original"]
+    table = hpo("report", "box", "--study-name", "contract")
+    assert table.returncode == 0 and "baseline:linear_regression" in table.stdout
+    csv = hpo("report", "box", "--study-name", "contract", "--format", "csv")
+    assert csv.stdout.splitlines()[0].startswith("trial,state,val_mse")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["study", "nosuch"], "unknown task 'nosuch'"),
+        (["study", "box", "--trials", "0"], "--trials must be at least 1"),
+        (["study", "box", "--trials", "abc"], "'abc' is not a valid integer"),
+        (["study", "box", "--spec", "missing.toml"], "spec file not found: missing.toml"),
+        (["study", "box", "--storage", "nonsense"], "malformed storage URL"),
+        (
+            ["study", "box", "--storage", "postgresql+psycopg2://u:s3cret@127.0.0.1:9/db"],
+            "cannot open storage postgresql+psycopg2://u:***@127.0.0.1:9/db",
+        ),
+        (["study", "box", "--sampler", "magic"], "Invalid value for '--sampler'"),
+        (["study", "box", "--data", "colour=red"], "unknown data setting 'colour'"),
+        (["report", "box", "--study-name", "none"], "no study 'none'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = hpo(*args)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and "s3cret" not in out.stderr + out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_invalid_spec_file_is_one_line(scratch):
+    spec = write_spec(
+        scratch / "bad.toml", "task = 'box'\n[space]\nlr = { low = 0.0, high = 1.0, log = true }\n"
+    )
+    out = hpo("study", "box", "--spec", str(spec))
+    assert out.returncode == 2 and "log range needs low > 0" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(scratch, tracking_uri):
+    spec = write_spec(
+        scratch / "slow.toml", **{"epochs = 2": "epochs = 400", "n_train = 256": "n_train = 2048"}
+    )
+    args = [
+        "study",
+        "box",
+        "--trials",
+        "2",
+        "--spec",
+        str(spec),
+        "--tracking-uri",
+        tracking_uri,
+        "--study-name",
+        "interrupt",
+        "--no-original",
+        "--no-baseline",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # wait until a trial is training, then press Ctrl-C
+        if "epoch 1/400" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "Run the same command again to resume" in rest and "Traceback" not in rest
+    study = optuna.load_study(study_name="interrupt", storage="sqlite:///hpo.db")
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states[-1] == optuna.trial.TrialState.FAIL
+    assert "interrupted" in study.trials[-1].user_attrs["fail_reason"]
+    # The rerun, with a short epoch budget, completes the study to its 2 finished trials.
+    again = hpo(*args, "--epochs", "1")
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="interrupt", storage="sqlite:///hpo.db")
+    finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
+    assert len(finished) == 2

@@ -1,0 +1,86 @@
+"""Studies through the Python API, on every storage in use here (in-memory, SQLite file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.errors import UserError
+from hpo.study import Options, run
+
+from .conftest import write_spec
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request, scratch: Path) -> str:
+    return "memory" if request.param == "memory" else f"sqlite:///{scratch / 'hpo.db'}"
+
+
+def options(spec: Path, storage: str, **kw) -> Options:
+    base = dict(trials=4, storage=storage, spec=str(spec), seed=0, device="cpu", tracking=False)
+    return Options(**(base | kw))
+
+
+def test_study_reaches_its_budget_and_summarises(tiny_spec, storage):
+    lines: list[str] = []
+    summary = run("box", options(tiny_spec, storage), lines.append)
+    assert summary.finished == 4
+    assert summary.best is not None and summary.best["state"] == "COMPLETE"
+    assert "linear_regression" in summary.baselines
+    assert summary.original["epochs"] >= 1
+    assert any("trial 0 (1/4)" in line for line in lines)
+    assert any("best so far" in line for line in lines)
+
+
+def test_sqlite_study_resumes_to_a_larger_budget(tiny_spec, scratch):
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    run("box", options(tiny_spec, url, trials=2, original=False, baselines=False), print)
+    summary = run("box", options(tiny_spec, url, trials=5, original=False, baselines=False), print)
+    assert summary.finished == 5
+    study = optuna.load_study(study_name="box", storage=url)
+    assert len(study.trials) == 5  # resumed: 2 + 3, nothing re-run
+
+
+def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(scratch):
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    spec = write_spec(
+        scratch / "nan.toml",
+        **{
+            'optimizer = ["sgd", "adam"]': 'optimizer = "sgd"\nmomentum = 0.0',
+            "lr = { low = 1e-3, high = 1e-1, log = true }": "lr = [1e9, 0.01]",
+        },
+    )
+    summary = run("box", options(spec, url, trials=3, original=False), print)
+    assert summary.finished == 3
+    trials = optuna.load_study(study_name="box", storage=url).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed, "lr 1e9 must have been sampled at least once with seed 0"
+    assert all("loss became" in t.user_attrs["fail_reason"] for t in failed)
+    assert all(t.params["lr"] == 1e9 for t in failed)
+
+
+def test_trial_timeout_prunes_with_reason(scratch):
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    spec = write_spec(scratch / "slow.toml", **{"epochs = 2": "epochs = 100000"})
+    summary = run("box", options(spec, url, trials=1, trial_timeout=1.0, original=False), print)
+    assert summary.finished == 1
+    trial = optuna.load_study(study_name="box", storage=url).trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert "trial_timeout" in trial.user_attrs["prune_reason"]
+
+
+def test_a_study_of_another_task_is_refused(tiny_spec, scratch):
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    run("box", options(tiny_spec, url, trials=1, original=False, baselines=False), print)
+    pixel = write_spec(scratch / "p.toml", 'task = "pixel"\n[data]\nimage_size = 8\n')
+    with pytest.raises(UserError, match="belongs to task 'box'"):
+        run("pixel", options(pixel, url, trials=1, study_name="box"), print)
+
+
+def test_different_data_settings_are_refused_on_resume(tiny_spec, scratch):
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    run("box", options(tiny_spec, url, trials=1, original=False, baselines=False), print)
+    with pytest.raises(UserError, match="data settings"):
+        run("box", options(tiny_spec, url, trials=2, data={"image_size": 20}), print)

@@ -7,6 +7,7 @@ Heavy libraries (torch, optuna, mlflow, sklearn) are imported inside the command
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from typing import Annotated, Any
@@ -156,6 +157,22 @@ def study(
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Fit the scikit-learn baseline.")
     ] = True,
+    subset: Annotated[
+        float | None,
+        typer.Option(
+            help="Train on this fraction of the training split (tasks with a `subset` data "
+            "setting, e.g. cifar10 on a CPU)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            envvar="HPO_DATA_DIR",
+            help="Where downloaded data sets live. [default: ~/.cache/hpo/data]",
+            show_default=False,
+        ),
+    ] = None,
     data: Annotated[
         list[str] | None,
         typer.Option(
@@ -170,6 +187,13 @@ def study(
 
     if trials < 1:
         raise UserError(f"--trials must be at least 1 (got {trials})")
+    overrides = _parse_data(data or [])
+    if subset is not None:
+        if not 0 < subset <= 1:
+            raise UserError(f"--subset must be in (0, 1], got {subset}")
+        overrides["subset"] = subset
+    if data_dir:
+        os.environ["HPO_DATA_DIR"] = data_dir  # read by the tasks that download data
     options = study_mod.Options(
         trials=trials,
         timeout=timeout,
@@ -185,7 +209,7 @@ def study(
         trial_timeout=trial_timeout,
         original=original,
         baselines=baseline,
-        data=_parse_data(data or []),
+        data=overrides,
     )
     summary = study_mod.run(task, options, echo_err)
     typer.echo(format_summary(summary))

@@ -105,7 +105,9 @@ def replay_original(
 
         status, reason, history = "ok", "", []
         try:
-            result = train(config, data, device=device, seed=seed, report=report)
+            result = train(
+                config, data, device=device, seed=seed, report=report, augment=task.augment
+            )
             history = result.history
         except Diverged as e:
             status, reason = "diverged", str(e)

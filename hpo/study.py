@@ -238,6 +238,7 @@ class Objective:
                     seed=seed,
                     report=report,
                     deadline=deadline,
+                    augment=ctx.task.augment,
                 )
             except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
                 raise optuna.TrialPruned(f"trial_timeout {ctx.spec.trial_timeout:g} s: {e}") from e

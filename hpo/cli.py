@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
-import click
 import typer
 
 from hpo.errors import UserError
+
+# typer may vendor its own click: take the exception classes from wherever BadParameter lives
+_click = sys.modules[typer.BadParameter.__module__]
 
 ENV_HELP = (
     "Environment: HPO_STORAGE (study storage URL), MLFLOW_TRACKING_URI (MLflow store), "
@@ -270,29 +273,39 @@ def report(
     typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     command = typer.main.get_command(app)
+    # SIGTERM (docker stop, a scheduler) ends a run like Ctrl-C: the trial is recorded as failed
+    signal.signal(signal.SIGTERM, _terminate)
+    interrupted = (
+        "hpo: interrupted; the running trial was recorded as failed. "
+        "Run the same command again to resume."
+    )
     try:
-        command.main(args=argv, prog_name="hpo", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:  # `hpo` alone: the help, as --help
+        # non-standalone: typer returns an exit code (130 for Ctrl-C) or raises for usage errors
+        code = command.main(args=argv, prog_name="hpo", standalone_mode=False)
+    except _click.NoArgsIsHelpError as e:  # `hpo` alone: the help, as --help
         typer.echo(e.ctx.get_help())
         return 0
-    except click.UsageError as e:
+    except _click.UsageError as e:
         echo_err(f"hpo: error: {e.format_message()}")
         return 2
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        echo_err(
-            "hpo: interrupted; the running trial was recorded as failed. "
-            "Run the same command again to resume."
-        )
+    except (typer.Abort, KeyboardInterrupt):
+        echo_err(interrupted)
         return 130
     except UserError as e:
         echo_err(f"hpo: error: {e}")
         return 2
-    return 0
+    if code == 130:
+        echo_err(interrupted)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -483,7 +483,8 @@ class Runner:
 def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
     """Create or resume the study for `task_name` and run it to `options.trials` finished."""
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress lines say it
+    # Optuna would log each failed trial with a traceback; our own line gives the reason.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     if options.trials < 1:
         raise UserError("--trials must be at least 1")
     task = get_task(task_name)

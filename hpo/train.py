@@ -50,12 +50,24 @@ def metrics_for(kind: str, out: torch.Tensor, y: torch.Tensor, prefix: str) -> d
         mse = F.mse_loss(out, y)
         var = y.var(dim=0, unbiased=False).clamp_min(1e-12)
         r2 = 1.0 - ((out - y) ** 2).mean(dim=0) / var  # per target, then averaged (sklearn)
-        values = torch.stack([mse, mse, r2.mean()]).tolist()
-        return {f"{prefix}_loss": values[0], f"{prefix}_mse": values[1], f"{prefix}_r2": values[2]}
+        # prediction spread / target spread: ~0 when a net predicts the mean for every input
+        spread = (out.std(dim=0, unbiased=False) / var.sqrt()).mean()
+        values = torch.stack([mse, r2.mean(), spread]).tolist()
+        return {
+            f"{prefix}_loss": values[0],
+            f"{prefix}_mse": values[0],
+            f"{prefix}_r2": values[1],
+            f"{prefix}_pred_spread": values[2],
+        }
     loss = F.cross_entropy(out, y)
     accuracy = (out.argmax(dim=1) == y).float().mean()
-    values = torch.stack([loss, accuracy]).tolist()
-    return {f"{prefix}_loss": values[0], f"{prefix}_accuracy": values[1]}
+    majority = torch.bincount(y).max() / y.numel()  # accuracy of always guessing the top class
+    values = torch.stack([loss, accuracy, accuracy - majority]).tolist()
+    return {
+        f"{prefix}_loss": values[0],
+        f"{prefix}_accuracy": values[1],
+        f"{prefix}_over_chance": values[2],
+    }
 
 
 @torch.no_grad()

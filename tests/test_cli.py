@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
     [
         (["study", "nosuch"], "unknown task 'nosuch'"),
         (["study", "box", "--trials", "0"], "--trials must be at least 1"),
-        (["study", "box", "--trials", "abc"], "'abc' is not a valid integer"),
+        (["study", "box", "--trials", "abc"], "Invalid value for '--trials'"),
         (["study", "box", "--spec", "missing.toml"], "spec file not found: missing.toml"),
         (["study", "box", "--storage", "nonsense"], "malformed storage URL"),
         (
@@ -180,7 +181,9 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(scratch, tracking_ur
         [sys.executable, "-m", "hpo", *args],
         stderr=subprocess.PIPE,
         text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # a background runner may hand SIGINT down as ignored; a user's terminal does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     for line in proc.stderr:  # wait until a trial is training, then press Ctrl-C

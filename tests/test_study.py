@@ -52,8 +52,8 @@ def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(scratch):
             "lr = { low = 1e-3, high = 1e-1, log = true }": "lr = [1e9, 0.01]",
         },
     )
-    summary = run("box", options(spec, url, trials=3, original=False), print)
-    assert summary.finished == 3
+    summary = run("box", options(spec, url, trials=6, original=False), print)
+    assert summary.finished == 6
     trials = optuna.load_study(study_name="box", storage=url).trials
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert failed, "lr 1e9 must have been sampled at least once with seed 0"

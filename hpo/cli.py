@@ -263,6 +263,16 @@ def report(
         Format, typer.Option("--format", help="Output format (the JSON is a stable contract).")
     ] = Format.table,
     top: Annotated[int | None, typer.Option(help="Show only the best N trials.")] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            "--plots",
+            metavar="DIR",
+            help="Also write optimisation history, parameter importances and parallel "
+            "coordinates as PNG files into DIR and attach them to the study's MLflow run.",
+        ),
+    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Print the study's leaderboard, with the baselines and the original config."""
     from hpo import report as report_mod
@@ -271,6 +281,75 @@ def report(
     get_task(task)
     loaded = report_mod.load(study_name or task, storage)
     typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
+    if plots:
+        from pathlib import Path
+
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        paths = report_mod.plots(loaded, plots)
+        parent = loaded.user_attrs.get("mlflow_parent_run_id")
+        if parent:
+            from hpo.tracking import Tracker
+
+            Tracker(tracking_uri, loaded.study_name).log_files(parent, paths)
+        echo_err(f"wrote {len(paths)} plot(s) to {plots}")
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="Task whose study to select from.")],
+    best: Annotated[
+        bool, typer.Option("--best", help="Retrain the best trial (default).")
+    ] = False,
+    trial: Annotated[int | None, typer.Option(help="Retrain trial N instead.")] = None,
+    original: Annotated[
+        bool, typer.Option("--original", help="Retrain the user's original config instead.")
+    ] = False,
+    study_name: StudyName = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+) -> None:
+    """Retrain the selected config on train + validation, evaluate it once on the test split,
+    log the model to MLflow and register it under the study's name."""
+    from hpo.final import retrain_and_register
+
+    if sum([best, trial is not None, original]) > 1:
+        raise UserError("choose one of --best, --trial N, --original")
+    final = retrain_and_register(
+        task,
+        study_name=study_name,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        trial=trial,
+        original=original,
+        device=device,
+        seed=seed,
+        echo=echo_err,
+    )
+    typer.echo(
+        f"{final.source}: "
+        + ", ".join(f"{k} {_fmt(v)}" for k, v in final.test_metrics.items())
+        + f"; registered as {final.model_uri}"
+    )
+
+
+@app.command()
+def ui(
+    tracking_uri: TrackingUri = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the same tracking store."""
+    import subprocess
+
+    from hpo.tracking import tracking_uri as resolve
+
+    uri = resolve(tracking_uri)
+    if uri.startswith("http"):
+        raise UserError(f"{uri} is a tracking server already: open it in a browser")
+    echo_err(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    raise typer.Exit(subprocess.call([*command, "--host", "127.0.0.1", "--port", str(port)]))
 
 
 def _terminate(signum: int, frame: Any) -> None:

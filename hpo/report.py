@@ -44,7 +44,10 @@ def build(study: optuna.Study) -> dict[str, Any]:
         "baselines": attrs.get("baselines", {}),
         "original": original["metrics"] if original else None,
         "original_replay": (
-            {k: original[k] for k in ("epochs", "of_epochs", "status", "reason", "device")}
+            {
+                k: original.get(k)
+                for k in ("epochs", "of_epochs", "status", "reason", "device", "diagnosis")
+            }
             if original
             else None
         ),
@@ -66,6 +69,7 @@ def leaderboard(data: dict[str, Any], top: int | None = None):
                 metric: t["metrics"].get(metric, t["value"]),
                 **{k: v for k, v in t["metrics"].items() if k.startswith("val_") and k != metric},
                 "seconds": t["seconds"],
+                "diagnosis": t.get("diagnosis"),
                 "reason": t["reason"],
                 **_short_params(t["params"]),
             }
@@ -82,7 +86,10 @@ def leaderboard(data: dict[str, Any], top: int | None = None):
         for name, m in data["baselines"].items()
     ]
     if data["original"]:
-        refs.append({"trial": "original", "state": "REFERENCE", **data["original"]})
+        diagnosis = (data.get("original_replay") or {}).get("diagnosis")
+        refs.append(
+            {"trial": "original", "state": "REFERENCE", "diagnosis": diagnosis, **data["original"]}
+        )
     if refs:
         keep = [c for c in frame.columns] if not frame.empty else ["trial", "state", metric]
         ref_frame = pd.DataFrame(refs)
@@ -125,6 +132,41 @@ def render(data: dict[str, Any], fmt: str, top: int | None = None) -> str:
         )
         table = frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
         return f"{head}\n{table}"
+
+
+def plots(study: optuna.Study, out_dir: str) -> list[str]:
+    """Optimisation history, parameter importances and parallel coordinates as PNG files
+    (optuna's matplotlib visualisation). A plot that cannot be drawn yet is skipped."""
+    import warnings
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vis
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # "fewer than 2 trials in a regime": expected early in a study, and the plot still helps
+    warnings.filterwarnings("ignore", message="Some regimes for parameter")
+    drawers = {
+        "optimization_history": vis.plot_optimization_history,
+        "param_importances": vis.plot_param_importances,
+        "parallel_coordinate": vis.plot_parallel_coordinate,
+    }
+    written = []
+    for name, draw in drawers.items():
+        try:
+            axes = draw(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. < 2 complete trials
+            continue
+        figure = getattr(axes, "figure", None) or plt.gcf()
+        path = Path(out_dir) / f"{name}.png"
+        figure.set_size_inches(10, 6)
+        figure.savefig(path, dpi=90, bbox_inches="tight")
+        plt.close(figure)
+        written.append(str(path))
+    return written
 
 
 def _clean(value: Any) -> Any:

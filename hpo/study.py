@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from hpo import __version__
 from hpo.config import Config
 from hpo.data import TaskData, resolve_device
+from hpo.diagnose import diagnose
 from hpo.errors import UserError
 from hpo.spec import Spec, default_spec_path, load_spec
 from hpo.storage import mask, open_storage, storage_url
@@ -189,6 +190,7 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "searched": t.params,  # what the sampler chose
         "metrics": attrs.get("metrics", {}),
         "reason": attrs.get("fail_reason") or attrs.get("prune_reason") or "",
+        "diagnosis": attrs.get("diagnosis"),
         "seconds": t.duration.total_seconds() if t.duration else None,
         "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
     }
@@ -206,6 +208,7 @@ class Objective:
 
         ctx = self.ctx
         state, reason, metrics = "FAIL", "", {}
+        history: list[dict[str, float]] = []
         run_id = None
         t0 = time.monotonic()
         try:
@@ -216,6 +219,7 @@ class Objective:
                 raise TrainingError(f"invalid config: {e}") from None
             seed = ctx.seed_for(trial.number)
             trial.set_user_attr("params", config.params())
+            trial.set_user_attr("config", config.to_dict())  # `hpo train --trial N` rebuilds it
             trial.set_user_attr("seed", seed)
             run_id = ctx.start_trial_run(trial, config, seed)
             ctx.progress.trial_start(trial.number, ctx.budget, ctx.finished_so_far() + 1, config)
@@ -223,6 +227,7 @@ class Objective:
             def report(epoch: int, m: dict[str, float]) -> None:
                 nonlocal metrics
                 metrics = m
+                history.append(m)
                 ctx.log_epoch(run_id, epoch, m)
                 ctx.progress.epoch(trial.number, epoch, config.epochs, m)
                 trial.report(m[ctx.task.metric], epoch)
@@ -261,8 +266,10 @@ class Objective:
             trial.set_user_attr("fail_reason", reason)
             raise
         finally:
+            label = diagnose(history, reason)
             trial.set_user_attr("metrics", metrics)
-            ctx.end_trial_run(run_id, state, reason, metrics)
+            trial.set_user_attr("diagnosis", label)
+            ctx.end_trial_run(run_id, state, reason, metrics, label)
 
 
 class Runner:
@@ -283,6 +290,7 @@ class Runner:
         self.progress = Progress(self.budget, task.metric, echo)
         self.study: optuna.Study | None = None
         self.data: TaskData | None = None
+        self.baseline_metrics: dict[str, dict[str, float]] = {}
 
     def seed_for(self, number: int) -> int:
         return (self.options.seed or 0) * 100_003 + number
@@ -333,15 +341,30 @@ class Runner:
         if run_id:
             self._safe("log metrics", lambda: self.tracker.log_metrics(run_id, metrics, epoch))
 
-    def end_trial_run(self, run_id: str | None, state: str, reason: str, metrics: dict) -> None:
+    def gain_over_baseline(self, metrics: dict[str, float]) -> float | None:
+        """How much better than the first baseline the run is (> 0 = better), in the metric."""
+        value = metrics.get(self.task.metric)
+        if value is None or not self.baseline_metrics:
+            return None
+        reference = next(iter(self.baseline_metrics.values())).get(self.task.metric)
+        if reference is None:
+            return None
+        return value - reference if self.task.direction == "maximize" else reference - value
+
+    def end_trial_run(
+        self, run_id: str | None, state: str, reason: str, metrics: dict, label: str
+    ) -> None:
         if not run_id:
             return
 
         def go() -> None:
-            tags = {"optuna_state": state}
+            tags = {"optuna_state": state, "diagnosis": label}
             if reason:
                 tags["reason"] = reason
             self.tracker.set_tags(run_id, tags)
+            gain = self.gain_over_baseline(metrics)
+            if gain is not None:
+                self.tracker.log_metrics(run_id, {"gain_over_baseline": gain})
             self.tracker.end_run(run_id, state)
 
         self._safe("end run", go)
@@ -421,14 +444,11 @@ class Runner:
         except ValueError:  # no complete trial yet
             return None
 
-    def references(self) -> tuple[dict, dict | None]:
-        """Baselines and the replayed original, computed or taken from the cache, stored in
-        the study so that `hpo report` can show them."""
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """The scikit-learn baselines (cached on disk, stored in the study, logged once)."""
         from hpo import references
 
-        attrs = self.study.user_attrs
-        data = None
-        base = attrs.get("baselines")
+        base = self.study.user_attrs.get("baselines")
         if self.options.baselines and base is None:
             data = load_data(self.task, self.settings, self.device)
             base = references.baselines(self.task, self.settings, data, self.echo)
@@ -440,23 +460,51 @@ class Runner:
                         self.parent_id, "baseline", n, m
                     ),
                 )
-        original = attrs.get("original")
+        self.baseline_metrics = base or {}
+        return self.baseline_metrics
+
+    def references(self) -> tuple[dict, dict | None]:
+        """Baselines and the replayed original, computed or taken from the cache, stored in
+        the study so that `hpo report` can show them."""
+        from hpo import references
+
+        base = self.baselines()
+        original = self.study.user_attrs.get("original")
         if self.options.original and original is None:
-            data = data or load_data(self.task, self.settings, self.device)
+            data = load_data(self.task, self.settings, self.device)
             original = references.replay_original(
                 self.task, self.settings, data, self.device, self.spec.original_epochs, self.echo
             )
+            original["diagnosis"] = diagnose(original["history"], original["reason"])
             self.study.set_user_attr("original", original)
             self._safe(
                 "log original",
                 lambda: self.tracker.log_reference(
-                    self.parent_id, "original", "original", original["metrics"], original["params"]
+                    self.parent_id,
+                    "original",
+                    self.task.name,
+                    original["metrics"],
+                    original["params"],
+                    {"diagnosis": original["diagnosis"]},
                 ),
             )
-        return base or {}, original
+        return base, original
+
+    def log_plots(self) -> None:
+        """Study plots as PNG artifacts on the parent run."""
+        if self.tracker is None or not self.parent_id:
+            return
+        import tempfile
+
+        from hpo.report import plots
+
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = plots(self.study, tmp)
+            self._safe("plots", lambda: self.tracker.log_files(self.parent_id, paths))
 
     def summary(self, stopped: str) -> Summary:
         base, original = self.references()
+        self.log_plots()
         finished, _ = counts(self.study)
         best = self._best()
         if self.tracker is not None and self.parent_id and best:
@@ -509,6 +557,7 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
         )
         if runner.device.type == "cpu":
             echo("no GPU in use: trials run on the CPU")
+        runner.baselines()  # first, so that every trial can log its gain over the baseline
     stopped = runner.optimize() if finished < runner.budget else ""
     return runner.summary(stopped)
 

@@ -91,15 +91,60 @@ class Tracker:
 
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def log_files(self, run_id: str, paths: list[str], folder: str = "plots") -> None:
+        for path in paths:
+            self.client.log_artifact(run_id, path, artifact_path=folder)
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        example: Any,
+        registered_name: str,
+        tags: dict[str, Any],
+    ) -> tuple[str, str]:
+        """Log a PyTorch model (signature + input example) on `run_id`, register it under
+        `registered_name`, tag the version; returns (model URI, version)."""
+        import mlflow
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        mlflow.set_tracking_uri(self.uri)
+        model = model.cpu().eval()
+        with torch.no_grad():
+            output = model(torch.from_numpy(example)).numpy()
+        signature = infer_signature(example, output)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pytorch.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                registered_model_name=registered_name,
+                await_registration_for=60,
+            )
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            self.client.set_model_version_tag(registered_name, version, key, str(value))
+        return f"models:/{registered_name}/{version}", version
+
     def end_run(self, run_id: str, state: str) -> None:
         """Terminate with the run status matching the Optuna state (pruned is not success)."""
         self.client.set_terminated(run_id, status=STATUS.get(state, "FAILED"))
 
     def log_reference(
-        self, parent_id: str | None, kind: str, name: str, metrics: dict[str, float], params=None
+        self,
+        parent_id: str | None,
+        kind: str,
+        name: str,
+        metrics: dict[str, float],
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
     ) -> str:
         """A finished run for a baseline or the original config, ranked with the trials."""
-        run_id = self.start_run(parent_id, name, {"kind": kind, "reference": name})
+        all_tags = {"kind": kind, "reference": name} | (tags or {})
+        run_id = self.start_run(parent_id, f"{kind}:{name}", all_tags)
         if params:
             self.log_params(run_id, params)
         self.log_metrics(run_id, metrics)

@@ -102,6 +102,7 @@ def train(
     deadline: float | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     keep_model: bool = False,
+    validate: bool = True,
 ) -> Result:
     """Train `config` on `data.train`, evaluating on `data.val` after every epoch.
 
@@ -153,8 +154,9 @@ def train(
             raise Diverged(f"loss became {train_loss} at epoch {epoch}")
         # evaluate
         metrics = {"train_loss": train_loss}
-        metrics |= evaluate(model, data.val, data.kind, eval_batch)
-        if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
+        if validate:  # off for the final retrain on train + validation
+            metrics |= evaluate(model, data.val, data.kind, eval_batch)
+        if validate and data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
             raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
         metrics |= {
             "lr": optimizer.param_groups[0]["lr"],

@@ -1,0 +1,114 @@
+"""Selection: retrain a chosen config on train + validation, test it once, register it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hpo.config import Config
+from hpo.data import Split, TaskData, resolve_device
+from hpo.errors import UserError
+from hpo.report import load
+from hpo.tasks import get_task
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Final:
+    """What `hpo train` produced."""
+
+    source: str  # "trial 12" or "original"
+    test_metrics: dict[str, float]
+    model_uri: str | None
+    version: str | None
+    run_id: str | None
+
+
+def choose(study: Any, task_name: str, trial: int | None, original: bool) -> tuple[Config, str]:
+    """The Config to retrain: the best trial (default), trial N, or the task's original."""
+    task = get_task(task_name)
+    if original:
+        return task.original, "original"
+    if trial is None:
+        try:
+            frozen = study.best_trial
+        except ValueError:
+            raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
+    else:
+        matches = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
+        if not matches:
+            raise UserError(f"study {study.study_name!r} has no trial {trial}")
+        frozen = matches[0]
+    stored = frozen.user_attrs.get("config")
+    if stored is None:
+        raise UserError(f"trial {frozen.number} has no stored config (failed before training?)")
+    return Config.from_dict(stored), f"trial {frozen.number}"
+
+
+def retrain_and_register(
+    task_name: str,
+    *,
+    study_name: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    trial: int | None = None,
+    original: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+    register: bool = True,
+    echo: Echo = print,
+) -> Final:
+    """Retrain on train + validation, evaluate once on the test split, log and register."""
+    from hpo.train import evaluate, train
+
+    task = get_task(task_name)
+    study = load(study_name or task_name, storage)
+    config, source = choose(study, task_name, trial, original)
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    settings = task.settings(study.user_attrs.get("data") or {})
+    data = task.load(settings, dev)
+    both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+    full = TaskData(both, data.val, data.kind, data.n_outputs)
+    echo(f"retraining {source} on train + validation ({len(both)} images, {config.epochs} epochs)")
+    t0 = time.monotonic()
+    result = train(
+        config,
+        full,
+        device=dev,
+        seed=seed,
+        augment=task.augment,
+        keep_model=True,
+        validate=False,
+        report=lambda e, m: echo(f"  epoch {e}/{config.epochs}: train_loss {m['train_loss']:.4g}"),
+    )
+    test = task.load_test(settings, dev)  # the only read of the test split
+    metrics = evaluate(result.model, test, task.kind, config.batch_size, prefix="test")
+    metrics["train_seconds"] = time.monotonic() - t0
+    echo("test: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    if not register:
+        return Final(source, metrics, None, None, None)
+
+    from hpo.tracking import Tracker
+
+    tracker = Tracker(tracking_uri, study.study_name)
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    run_id = tracker.start_run(
+        parent, f"final:{source.replace(' ', '-')}", {"kind": "final", "source": source}
+    )
+    tracker.log_params(run_id, config.params())
+    tracker.log_metrics(run_id, metrics)
+    example = test.x[:2].float().div(255).cpu().numpy()
+    uri, version = tracker.log_model(
+        run_id, result.model, example, study.study_name, {"source": source, **metrics}
+    )
+    tracker.end_run(run_id, "COMPLETE")
+    echo(f"registered {uri} ({task.metric.replace('val_', 'test_')} on the test split)")
+    return Final(source, metrics, uri, version, run_id)

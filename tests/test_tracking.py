@@ -1,0 +1,223 @@
+"""MLflow as the place to compare and select, against the local store and a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import hpo, write_spec
+
+STATES = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["local", "server"])
+def store(request, tmp_path_factory):
+    """(tracking URI, files to search for secrets). 'server' is a real `mlflow server`."""
+    root = tmp_path_factory.mktemp(f"mlflow-{request.param}")
+    if request.param == "local":
+        yield f"sqlite:///{root / 'mlflow.db'}", root
+        return
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90  # bounded: the server starts in seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("mlflow server did not start on 127.0.0.1")
+            time.sleep(0.5)
+    yield url, root
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _runs(uri: str, experiment: str):
+    client = _client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(
+    store, tiny_spec, scratch
+):
+    uri, _ = store
+    name = f"nest-{os.getpid()}-{time.monotonic_ns()}"
+    out = hpo(
+        "study",
+        "box",
+        "--trials",
+        "3",
+        "--spec",
+        str(tiny_spec),
+        "--tracking-uri",
+        uri,
+        "--study-name",
+        name,
+        "--seed",
+        "2",
+    )
+    assert out.returncode == 0, out.stderr
+    client, runs = _runs(uri, name)
+    kinds = [r.data.tags.get("kind") for r in runs]
+    assert kinds.count("study") == 1
+    assert kinds.count("trial") == 3 and kinds.count("baseline") == 1
+    assert kinds.count("original") == 1
+    parent = next(r for r in runs if r.data.tags["kind"] == "study")
+    for run in runs:
+        if run is not parent:
+            assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    for run in (r for r in runs if r.data.tags["kind"] == "trial"):
+        tags, params = run.data.tags, run.data.params
+        assert run.info.status == STATES[tags["optuna_state"]]
+        assert {"task", "trial_number", "device", "hpo_version", "diagnosis"} <= set(tags)
+        assert {"depth", "lr", "optimizer", "batch_size"} <= set(params)
+        history = client.get_metric_history(run.info.run_id, "val_mse")
+        assert [m.step for m in history] == list(range(1, len(history) + 1))
+        for key in (
+            "train_loss",
+            "val_loss",
+            "lr",
+            "epoch_seconds",
+            "images_per_second",
+            "gain_over_baseline",
+        ):
+            assert key in run.data.metrics
+    original = next(r for r in runs if r.data.tags["kind"] == "original")
+    assert original.data.tags["diagnosis"] == "collapsed_to_mean"  # SEEDS.md §1, replayed
+    assert "val_mse" in original.data.metrics
+    artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "plots")]
+    assert "plots/optimization_history.png" in artifacts
+
+    # Selection: retrain the best, test once, register, load back and predict.
+    final = hpo("train", "box", "--best", "--study-name", name, "--tracking-uri", uri)
+    assert final.returncode == 0, final.stderr
+    assert "test_mse" in final.stdout and f"models:/{name}/1" in final.stdout
+    import mlflow.pytorch
+    import numpy as np
+
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pytorch.load_model(f"models:/{name}/1")
+    import torch
+
+    with torch.no_grad():
+        pred = model(torch.from_numpy(np.zeros((2, 3, 32, 32), dtype=np.float32)))
+    assert pred.shape == (2, 2)
+    version = client.get_model_version(name, "1")
+    assert "test_mse" in version.tags
+
+
+def test_pruned_and_failed_trials_keep_their_true_state(store, scratch):
+    uri, _ = store
+    name = f"states-{os.getpid()}-{time.monotonic_ns()}"
+    spec = write_spec(
+        scratch / "states.toml",
+        **{
+            "\nepochs = 2": "\nepochs = 100000\ntrial_timeout = 1.0",
+            'optimizer = ["sgd", "adam"]': 'optimizer = "sgd"\nmomentum = 0.0',
+            "lr = { low = 1e-3, high = 1e-1, log = true }": "lr = [1e9, 0.01]",
+        },
+    )
+    out = hpo(
+        "study",
+        "box",
+        "--trials",
+        "6",  # with seed 0 the sampler draws both lr values by then
+        "--spec",
+        str(spec),
+        "--tracking-uri",
+        uri,
+        "--study-name",
+        name,
+        "--seed",
+        "0",
+        "--no-original",
+        "--no-baseline",
+    )
+    assert out.returncode == 0, out.stderr
+    _, runs = _runs(uri, name)
+    trials = [r for r in runs if r.data.tags.get("kind") == "trial"]
+    states = {r.data.tags["optuna_state"] for r in trials}
+    assert states == {"PRUNED", "FAIL"}, states
+    for run in trials:
+        assert run.info.status == STATES[run.data.tags["optuna_state"]]
+        if run.data.tags["optuna_state"] == "FAIL":
+            assert "loss became" in run.data.tags["reason"]
+            assert run.data.tags["diagnosis"] == "diverged"
+        else:
+            assert "trial_timeout" in run.data.tags["reason"]
+
+
+@pytest.mark.skipif(not os.environ.get("HPO_TEST_PG_URL"), reason="needs HPO_TEST_PG_URL")
+def test_a_storage_password_appears_nowhere(store, tiny_spec, scratch):
+    from sqlalchemy.engine import make_url
+
+    uri, root = store
+    storage = os.environ["HPO_TEST_PG_URL"]
+    password = make_url(storage).password
+    assert password and len(password) >= 6
+    name = f"secret-{os.getpid()}-{time.monotonic_ns()}"
+    out = hpo(
+        "study",
+        "box",
+        "--trials",
+        "2",
+        "--spec",
+        str(tiny_spec),
+        "--tracking-uri",
+        uri,
+        "--storage",
+        storage,
+        "--study-name",
+        name,
+    )
+    assert out.returncode == 0, out.stderr
+    rep = hpo("report", "box", "--storage", storage, "--study-name", name, "--format", "json")
+    assert rep.returncode == 0, rep.stderr
+    for text in (out.stdout, out.stderr, rep.stdout, rep.stderr):
+        assert password not in text
+    for path in [*Path(root).rglob("*"), *Path(scratch).rglob("*")]:
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path

@@ -53,6 +53,11 @@ class Format(StrEnum):
     json = "json"
 
 
+class AnswerFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+
+
 Storage = Annotated[
     str | None,
     typer.Option(
@@ -150,6 +155,15 @@ def study(
             "recorded as pruned. [default: from the spec]"
         ),
     ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train every config under K seeds (the same K for all trials) and judge it by "
+            "the mean (or, spec objective = 'worst', the worst seed). [default: from the spec, "
+            "else 1]",
+        ),
+    ] = None,
     original: Annotated[
         bool,
         typer.Option(
@@ -210,6 +224,7 @@ def study(
         seed=seed,
         spec=spec,
         trial_timeout=trial_timeout,
+        seeds=seeds,
         original=original,
         baselines=baseline,
         data=overrides,
@@ -247,6 +262,7 @@ def format_summary(s: Any) -> str:
 
 def _metrics(m: dict[str, float]) -> str:
     keys = [k for k in m if k.startswith("val_") and k != "val_loss"] or list(m)
+    keys += ["success_rate"] if "success_rate" in m else []
     return ", ".join(f"{k} {_fmt(m[k])}" for k in keys)
 
 
@@ -332,6 +348,43 @@ def train(
         + ", ".join(f"{k} {_fmt(v)}" for k, v in final.test_metrics.items())
         + f"; registered as {final.model_uri}"
     )
+
+
+@app.command(name="diagnose")
+def diagnose_cmd(
+    task: Annotated[str, typer.Argument(help="Task whose original config to replay.")],
+    original: Annotated[
+        bool, typer.Option("--original", help="Replay the user's original config (required).")
+    ] = False,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds to replay each config under.")] = 5,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Cap the original's epochs. [default: its own]")
+    ] = None,
+    study_name: StudyName = None,
+    storage: Storage = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="First of the seeds (seed*1000 + k).")] = 0,
+    format: Annotated[
+        AnswerFormat, typer.Option("--format", help="text, or markdown to paste into an answer.")
+    ] = AnswerFormat.text,
+) -> None:
+    """Replay the original config over seeds beside the study's best and the baseline, and say
+    what happened and which parameters made the difference."""
+    from hpo import answer
+
+    if not original:
+        raise UserError("hpo diagnose needs --original (what it replays)")
+    result = answer.run(
+        task,
+        seeds=seeds,
+        study_name=study_name,
+        storage=storage,
+        epochs=epochs,
+        device=device,
+        base_seed=seed,
+        echo=echo_err,
+    )
+    typer.echo(answer.render(result, format.value))
 
 
 @app.command()

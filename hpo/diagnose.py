@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 LABELS = ("collapsed_to_mean", "stuck_at_chance", "diverged", "overfitting", "ok")
-COLLAPSE_R2 = 0.05  # R2 this close to 0: no better than predicting the mean
+COLLAPSE_R2 = 0.05  # R2 below this: no better than predicting the mean
 COLLAPSE_SPREAD = 0.1  # predictions vary < 10 % as much as the targets
 CHANCE_MARGIN = 0.03  # within 3 points of always guessing the majority class
 OVERFIT_EPOCHS = 3  # val loss up while train loss down for this many epochs in a row
@@ -21,7 +21,8 @@ def diagnose(history: list[dict[str, float]], reason: str = "") -> str:
     last = history[-1]
     if "val_r2" in last:
         spread = last.get("val_pred_spread", 1.0)
-        if abs(last["val_r2"]) < COLLAPSE_R2 and spread < COLLAPSE_SPREAD:
+        # a constant prediction: R2 ~ 0 at the mean, below 0 at any other constant
+        if last["val_r2"] < COLLAPSE_R2 and spread < COLLAPSE_SPREAD:
             return "collapsed_to_mean"
     if "val_over_chance" in last and last["val_over_chance"] < CHANCE_MARGIN:
         return "stuck_at_chance"

@@ -19,6 +19,7 @@ from hpo.config import Config
 from hpo.data import TaskData, resolve_device
 from hpo.diagnose import diagnose
 from hpo.errors import UserError
+from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.spec import Spec, default_spec_path, load_spec
 from hpo.storage import mask, open_storage, storage_url
 from hpo.tasks import get_task
@@ -45,6 +46,7 @@ class Options:
     seed: int | None = None
     spec: str | None = None
     trial_timeout: float | None = None
+    seeds: int | None = None  # seeds each config is trained under
     original: bool = True
     baselines: bool = True
     tracking: bool = True
@@ -87,7 +89,7 @@ def resolve_spec(task_name: str, options: Options) -> Spec:
     if spec.task != task_name:
         raise UserError(f"spec {spec.path} is for task {spec.task!r}, not {task_name!r}")
     changes: dict[str, Any] = {}
-    for name in ("sampler", "pruner", "epochs", "trial_timeout"):
+    for name in ("sampler", "pruner", "epochs", "trial_timeout", "seeds"):
         if getattr(options, name) is not None:
             changes[name] = getattr(options, name)
     return replace(spec, data={**spec.data, **options.data}, **changes)
@@ -204,7 +206,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         from hpo.space import suggest
-        from hpo.train import OutOfTime, TrainingError, train
+        from hpo.train import OutOfTime, Trainer, TrainingError
 
         ctx = self.ctx
         state, reason, metrics = "FAIL", "", {}
@@ -217,38 +219,43 @@ class Objective:
                 config = suggest(trial, ctx.spec, ctx.base)
             except ValueError as e:
                 raise TrainingError(f"invalid config: {e}") from None
-            seed = ctx.seed_for(trial.number)
+            seeds = seed_list(ctx.options.seed, ctx.spec.seeds)
             trial.set_user_attr("params", config.params())
             trial.set_user_attr("config", config.to_dict())  # `hpo train --trial N` rebuilds it
-            trial.set_user_attr("seed", seed)
-            run_id = ctx.start_trial_run(trial, config, seed)
+            trial.set_user_attr("seeds", seeds)
+            run_id = ctx.start_trial_run(trial, config, seeds)
             ctx.progress.trial_start(trial.number, ctx.budget, ctx.finished_so_far() + 1, config)
 
-            def report(epoch: int, m: dict[str, float]) -> None:
-                nonlocal metrics
-                metrics = m
-                history.append(m)
-                ctx.log_epoch(run_id, epoch, m)
-                ctx.progress.epoch(trial.number, epoch, config.epochs, m)
-                trial.report(m[ctx.task.metric], epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")
-
             deadline = t0 + ctx.spec.trial_timeout if ctx.spec.trial_timeout else None
-            try:
-                train(
+            task, metric = ctx.task, ctx.task.metric
+            # K seeds in lockstep, so the pruner sees each epoch's mean over seeds
+            trainers = [
+                Trainer(
                     config,
                     ctx.data,
                     device=ctx.device,
-                    seed=seed,
-                    report=report,
+                    seed=s,
                     deadline=deadline,
-                    augment=ctx.task.augment,
+                    augment=task.augment,
                 )
+                for s in seeds
+            ]
+            try:
+                for epoch in range(1, config.epochs + 1):
+                    per_seed = [t.run_epoch() for t in trainers]
+                    metrics = aggregate(per_seed, metric, task.direction, task.solved)
+                    history.append(metrics)
+                    ctx.log_epoch(run_id, epoch, metrics, per_seed)
+                    ctx.progress.epoch(trial.number, epoch, config.epochs, metrics)
+                    value = objective_value(metrics, metric, ctx.spec.objective)
+                    trial.report(value, epoch)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")
             except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
                 raise optuna.TrialPruned(f"trial_timeout {ctx.spec.trial_timeout:g} s: {e}") from e
+            trial.set_user_attr("seed_metrics", [t.history[-1] for t in trainers])
             state = "COMPLETE"
-            return metrics[ctx.task.metric]
+            return objective_value(metrics, metric, ctx.spec.objective)
         except optuna.TrialPruned as e:
             state, reason = "PRUNED", str(e)
             trial.set_user_attr("prune_reason", reason)
@@ -292,9 +299,6 @@ class Runner:
         self.data: TaskData | None = None
         self.baseline_metrics: dict[str, dict[str, float]] = {}
 
-    def seed_for(self, number: int) -> int:
-        return (self.options.seed or 0) * 100_003 + number
-
     def finished_so_far(self) -> int:
         return counts(self.study)[0]
 
@@ -318,7 +322,7 @@ class Runner:
             self.echo(f"warning: MLflow {what} failed: {str(e).splitlines()[0][:200]}")
             return None
 
-    def start_trial_run(self, trial: optuna.Trial, config: Config, seed: int) -> str | None:
+    def start_trial_run(self, trial: optuna.Trial, config: Config, seeds: list[int]) -> str | None:
         def go() -> str:
             run_id = self.tracker.start_run(
                 self.parent_id,
@@ -329,7 +333,7 @@ class Runner:
                     "trial_number": trial.number,
                     "optuna_state": "RUNNING",
                     "device": self.device.type,
-                    "seed": seed,
+                    "seeds": ",".join(map(str, seeds)),
                 },
             )
             self.tracker.log_params(run_id, config.params())
@@ -337,9 +341,17 @@ class Runner:
 
         return self._safe("start run", go)
 
-    def log_epoch(self, run_id: str | None, epoch: int, metrics: dict[str, float]) -> None:
-        if run_id:
-            self._safe("log metrics", lambda: self.tracker.log_metrics(run_id, metrics, epoch))
+    def log_epoch(
+        self, run_id: str | None, epoch: int, metrics: dict[str, float], per_seed: list[dict]
+    ) -> None:
+        if not run_id:
+            return
+        both = dict(metrics)
+        if len(per_seed) > 1:  # per-seed curves next to the mean
+            for k, m in enumerate(per_seed):
+                both[f"{self.task.metric}_seed{k}"] = m[self.task.metric]
+                both[f"train_loss_seed{k}"] = m["train_loss"]
+        self._safe("log metrics", lambda: self.tracker.log_metrics(run_id, both, epoch))
 
     def gain_over_baseline(self, metrics: dict[str, float]) -> float | None:
         """How much better than the first baseline the run is (> 0 = better), in the metric."""

@@ -92,6 +92,89 @@ def evaluate(model: nn.Module, split: Split, kind: str, batch_size: int, prefix:
     return metrics_for(kind, out, split.y, prefix)
 
 
+class Trainer:
+    """One training run, advanced an epoch at a time (several seeds can step in lockstep)."""
+
+    def __init__(
+        self,
+        config: Config,
+        data: TaskData,
+        *,
+        device: torch.device,
+        seed: int = 0,
+        deadline: float | None = None,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        validate: bool = True,
+    ) -> None:
+        self.config, self.data, self.device = config, data, device
+        self.deadline, self.validate = deadline, validate
+        self.augment = augment if config.augment else None
+        torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
+        model = build_model(config, data.image_shape, data.n_outputs).to(device)
+        self.channels_last = device.type == "cuda" and bool(config.conv_channels)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = make_optimizer(config, model)
+        self.shuffle = torch.Generator(device=device).manual_seed(seed)
+        self.n = len(data.train)
+        self.steps_per_epoch = math.ceil(self.n / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.eval_batch = (
+            max(config.batch_size, 256) if device.type == "cuda" else config.batch_size
+        )
+        # On CUDA a per-step .item() would stall the pipeline; check finiteness every few steps.
+        self.check_every = 1 if device.type == "cpu" else 25
+        self.history: list[dict[str, float]] = []
+        self.step = 0
+
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch, then evaluate; returns (and records) the epoch's metrics."""
+        config, data, model, optimizer = self.config, self.data, self.model, self.optimizer
+        epoch = len(self.history) + 1
+        # train one epoch
+        model.train()
+        t0 = time.monotonic()
+        loss_sum = torch.zeros((), device=self.device)
+        for i, idx in enumerate(
+            batch_indices(self.n, config.batch_size, self.shuffle, self.device)
+        ):
+            set_lr(optimizer, config, self.step, self.total_steps, self.steps_per_epoch)
+            x = to_float(data.train.x[idx], self.channels_last)
+            if self.augment is not None:
+                x = self.augment(x, self.shuffle)
+            with _autocast(self.device):
+                out = model(x)
+            loss = _loss(config, data.kind, out.float(), data.train.y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.apply_constraints()
+            loss_sum += loss.detach() * idx.numel()
+            self.step += 1
+            if (i + 1) % self.check_every == 0 and not torch.isfinite(loss_sum):
+                raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise OutOfTime(f"time budget ran out during epoch {epoch}", self.history)
+        train_loss = (loss_sum / self.n).item()  # also syncs the device before timing
+        seconds = time.monotonic() - t0
+        if not math.isfinite(train_loss):
+            raise Diverged(f"loss became {train_loss} at epoch {epoch}")
+        # evaluate
+        metrics = {"train_loss": train_loss}
+        if self.validate:  # off for the final retrain on train + validation
+            metrics |= evaluate(model, data.val, data.kind, self.eval_batch)
+            if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
+                raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
+        metrics |= {
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": seconds,
+            "images_per_second": self.n / max(seconds, 1e-9),
+        }
+        self.history.append(metrics)
+        return metrics
+
+
 def train(
     config: Config,
     data: TaskData,
@@ -110,68 +193,24 @@ def train(
     (pruning). `deadline` is a time.monotonic() value after which OutOfTime is raised.
     """
     start = time.monotonic()
-    torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
-    model = build_model(config, data.image_shape, data.n_outputs).to(device)
-    channels_last = device.type == "cuda" and bool(config.conv_channels)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(config, model)
-    shuffle = torch.Generator(device=device).manual_seed(seed)
-    n = len(data.train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    eval_batch = max(config.batch_size, 256) if device.type == "cuda" else config.batch_size
-    # On CUDA a per-step .item() would stall the pipeline; check finiteness every few steps.
-    check_every = 1 if device.type == "cpu" else 25
-    history: list[dict[str, float]] = []
-    step = 0
+    trainer = Trainer(
+        config,
+        data,
+        device=device,
+        seed=seed,
+        deadline=deadline,
+        augment=augment,
+        validate=validate,
+    )
     for epoch in range(1, config.epochs + 1):
-        # train one epoch
-        model.train()
-        t0 = time.monotonic()
-        loss_sum = torch.zeros((), device=device)
-        for i, idx in enumerate(batch_indices(n, config.batch_size, shuffle, device)):
-            set_lr(optimizer, config, step, total_steps, steps_per_epoch)
-            x = to_float(data.train.x[idx], channels_last)
-            if augment is not None and config.augment:
-                x = augment(x, shuffle)
-            with _autocast(device):
-                out = model(x)
-            loss = _loss(config, data.kind, out.float(), data.train.y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            model.apply_constraints()
-            loss_sum += loss.detach() * idx.numel()
-            step += 1
-            if (i + 1) % check_every == 0 and not torch.isfinite(loss_sum):
-                raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
-            if deadline is not None and time.monotonic() > deadline:
-                raise OutOfTime(f"time budget ran out during epoch {epoch}", history)
-        train_loss = (loss_sum / n).item()  # also syncs the device before timing
-        seconds = time.monotonic() - t0
-        if not math.isfinite(train_loss):
-            raise Diverged(f"loss became {train_loss} at epoch {epoch}")
-        # evaluate
-        metrics = {"train_loss": train_loss}
-        if validate:  # off for the final retrain on train + validation
-            metrics |= evaluate(model, data.val, data.kind, eval_batch)
-        if validate and data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
-            raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
-        metrics |= {
-            "lr": optimizer.param_groups[0]["lr"],
-            "epoch_seconds": seconds,
-            "images_per_second": n / max(seconds, 1e-9),
-        }
-        history.append(metrics)
-        # report (may prune)
-        if report is not None:
+        metrics = trainer.run_epoch()
+        if report is not None:  # may raise to prune
             report(epoch, metrics)
     return Result(
-        metrics=history[-1],
-        history=history,
+        metrics=trainer.history[-1],
+        history=trainer.history,
         seconds=time.monotonic() - start,
-        model=model if keep_model else None,
+        model=trainer.model if keep_model else None,
     )
 
 

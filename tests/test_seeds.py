@@ -1,0 +1,132 @@
+"""Configs judged over seeds: aggregation, determinism, labels, and the answer to the user."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpo.diagnose import diagnose
+from hpo.seeds import aggregate, objective_value, seed_list
+from hpo.study import Options, run
+
+from .conftest import hpo
+
+
+def test_aggregate_against_numpy():
+    per_seed = [
+        {"val_accuracy": v, "train_loss": t}
+        for v, t in [(0.5, 0.7), (1.0, 0.01), (0.995, 0.02), (0.5, 0.69)]
+    ]
+    out = aggregate(per_seed, "val_accuracy", "maximize", lambda m: m["val_accuracy"] >= 0.99)
+    values = np.array([0.5, 1.0, 0.995, 0.5])
+    assert out["val_accuracy"] == pytest.approx(values.mean())
+    assert out["val_accuracy_std"] == pytest.approx(values.std())
+    assert out["val_accuracy_worst"] == 0.5
+    assert out["success_rate"] == 0.5
+    assert out["train_loss"] == pytest.approx(np.mean([0.7, 0.01, 0.02, 0.69]))
+    assert objective_value(out, "val_accuracy", "worst") == 0.5
+    assert objective_value(out, "val_accuracy", "mean") == pytest.approx(0.74875)
+
+
+def test_worst_of_a_minimised_metric_is_the_largest():
+    per_seed = [{"val_mse": 0.1}, {"val_mse": 0.3}]
+    out = aggregate(per_seed, "val_mse", "minimize", lambda m: False)
+    assert out["val_mse_worst"] == 0.3 and out["success_rate"] == 0.0
+
+
+def test_every_trial_is_judged_on_the_same_seeds():
+    assert seed_list(0, 3) == [0, 1, 2]
+    assert seed_list(7, 2) == [7000, 7001]
+
+
+@pytest.mark.parametrize(
+    "history, reason, label",
+    [
+        (
+            [{"val_r2": 0.001, "val_pred_spread": 0.01, "val_loss": 1, "train_loss": 1}],
+            "",
+            "collapsed_to_mean",
+        ),
+        (
+            [{"val_r2": -0.2, "val_pred_spread": 0.0, "val_loss": 1, "train_loss": 1}],
+            "",
+            "collapsed_to_mean",
+        ),
+        ([{"val_r2": 0.97, "val_pred_spread": 0.95, "val_loss": 1, "train_loss": 1}], "", "ok"),
+        (
+            [{"val_accuracy": 0.51, "val_over_chance": 0.01, "val_loss": 1, "train_loss": 1}],
+            "",
+            "stuck_at_chance",
+        ),
+        ([], "loss became nan at epoch 1", "diverged"),
+        (
+            [
+                {"val_accuracy": 0.7, "val_over_chance": 0.6, "val_loss": v, "train_loss": t}
+                for v, t in [(1.4, 1.0), (1.3, 0.9), (1.35, 0.8), (1.4, 0.7), (1.5, 0.6)]
+            ],
+            "",
+            "overfitting",
+        ),
+    ],
+)
+def test_diagnosis_labels(history, reason, label):
+    assert diagnose(history, reason) == label
+
+
+def test_a_multi_seed_study_is_deterministic_on_cpu(tiny_spec, scratch):
+    results = []
+    for _ in range(2):
+        options = Options(
+            trials=2,
+            storage="memory",
+            spec=str(tiny_spec),
+            seed=5,
+            seeds=2,
+            device="cpu",
+            tracking=False,
+            original=False,
+            baselines=False,
+        )
+        summary = run("box", options, lambda s: None)
+        results.append((summary.best["value"], summary.best["metrics"]["val_mse_std"]))
+        assert summary.best["metrics"]["success_rate"] in (0.0, 0.5, 1.0)
+    assert results[0] == results[1]
+
+
+def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
+    out = hpo(
+        "study",
+        "box",
+        "--trials",
+        "3",
+        "--spec",
+        str(tiny_spec),
+        "--seed",
+        "2",
+        "--tracking-uri",
+        tracking_uri,
+        "--study-name",
+        "answer",
+        "--no-original",
+    )
+    assert out.returncode == 0, out.stderr
+    answer = hpo(
+        "diagnose",
+        "box",
+        "--original",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--study-name",
+        "answer",
+        "--format",
+        "markdown",
+    )
+    assert answer.returncode == 0, answer.stderr
+    text = answer.stdout
+    assert "### box: what happened" in text
+    assert "Your original config (2 of its 1000 epochs): collapsed to the mean in" in text
+    assert "| parameter | original | best | importance |" in text
+    assert "Baseline `linear_regression`" in text
+    assert hpo("diagnose", "box").returncode == 2  # --original is what it replays

@@ -164,6 +164,14 @@ def study(
             "else 1]",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on this machine, sharing the study storage (CPU threads "
+            "are split between them). More machines: run the same command on each.",
+        ),
+    ] = 1,
     original: Annotated[
         bool,
         typer.Option(
@@ -229,8 +237,18 @@ def study(
         baselines=baseline,
         data=overrides,
     )
+    if workers > 1:
+        from hpo.storage import storage_url
+        from hpo.workers import spawn
+
+        code = spawn(_ARGV, workers, storage_url(storage))
+        if code != 0:
+            raise typer.Exit(code)
+        # every worker has stopped: the summary of the study they filled together
+        options.trials = max(options.trials, 1)
     summary = study_mod.run(task, options, echo_err)
-    typer.echo(format_summary(summary))
+    if "HPO_WORKER_INDEX" not in os.environ:  # a worker of --workers K: the parent sums up
+        typer.echo(format_summary(summary))
     if summary.stopped:
         echo_err(f"stopped early: {summary.stopped}")
         if "failed" in summary.stopped:
@@ -262,8 +280,14 @@ def format_summary(s: Any) -> str:
 
 def _metrics(m: dict[str, float]) -> str:
     keys = [k for k in m if k.startswith("val_") and k != "val_loss"] or list(m)
+    keys = [k for k in keys if not (k.endswith(("_std", "_worst")) and _single(m))]
     keys += ["success_rate"] if "success_rate" in m else []
     return ", ".join(f"{k} {_fmt(m[k])}" for k in keys)
+
+
+def _single(m: dict[str, float]) -> bool:
+    """One seed: std 0 and worst = mean carry no information in a summary."""
+    return not any(k.endswith("_std") and v > 0 for k, v in m.items())
 
 
 def _fmt(v: Any) -> str:
@@ -409,8 +433,12 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+_ARGV: list[str] = []  # the command line, for --workers to start its workers with
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     # SIGTERM (docker stop, a scheduler) ends a run like Ctrl-C: the trial is recorded as failed
     signal.signal(signal.SIGTERM, _terminate)

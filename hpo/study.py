@@ -21,13 +21,14 @@ from hpo.diagnose import diagnose
 from hpo.errors import UserError
 from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.spec import Spec, default_spec_path, load_spec
-from hpo.storage import mask, open_storage, storage_url
+from hpo.storage import mask, open_storage, scrub, storage_url
 from hpo.tasks import get_task
 from hpo.tasks.base import Task
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials counts
 Echo = Callable[[str], None]
 MAX_CONSECUTIVE_FAILURES = 10  # a broken setup stops the run instead of failing forever
+STORAGE_BACKOFF = (2, 4, 8, 16, 30)  # seconds between tries while the database is away
 
 
 @dataclass
@@ -209,6 +210,7 @@ class Objective:
         from hpo.train import OutOfTime, Trainer, TrainingError
 
         ctx = self.ctx
+        ctx.current = trial._trial_id
         state, reason, metrics = "FAIL", "", {}
         history: list[dict[str, float]] = []
         run_id = None
@@ -297,6 +299,7 @@ class Runner:
         self.progress = Progress(self.budget, task.metric, echo)
         self.study: optuna.Study | None = None
         self.data: TaskData | None = None
+        self.current: int | None = None  # storage id of this worker's running trial
         self.baseline_metrics: dict[str, dict[str, float]] = {}
 
     def finished_so_far(self) -> int:
@@ -386,7 +389,11 @@ class Runner:
         """Open storage, create or load the study, set up MLflow."""
         o, spec = self.options, self.spec
         storage = open_storage(o.storage)
-        sampler = make_sampler(spec.sampler, o.seed, spec.n_startup_trials)
+        from hpo.workers import worker_index
+
+        # workers of one study must not sample alike: each offsets the sampler seed
+        seed = None if o.seed is None else o.seed + worker_index()
+        sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials)
         pruner = make_pruner(spec.pruner, spec.epochs)
         self.study, created = create_or_load(
             storage, self.study_name, self.task, spec, self.settings, sampler, pruner
@@ -411,44 +418,66 @@ class Runner:
 
     def optimize(self) -> str:
         """Run trials until the study holds `budget` finished ones; returns why it stopped."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
         o = self.options
         deadline = time.monotonic() + o.timeout if o.timeout else None
-        failures = 0
+        failures, outage = 0, 0
         while True:
-            finished, running = counts(self.study)
-            if finished >= self.budget:
-                return ""
-            if deadline is not None and time.monotonic() > deadline:
-                return f"--timeout {o.timeout:g} s reached"
-            if finished + running >= self.budget:
-                # Other workers hold the rest of the budget; wait for them, and fail stale
-                # trials of dead workers so that their retries can run.
-                optuna.storages.fail_stale_trials(self.study)
-                time.sleep(1.0)
+            try:
+                stop, failed = self._step(deadline)
+            except (OperationalError, DBAPIError) as e:
+                # The database went away (restart, network): finished trials are stored; wait
+                # with backoff, then go on. A trial cut off now is failed by the heartbeat.
+                outage += 1
+                if outage > len(STORAGE_BACKOFF):
+                    reason = scrub(_first_line(e), storage_url(self.options.storage))
+                    raise UserError(f"lost the study storage: {reason}") from None
+                wait = STORAGE_BACKOFF[outage - 1]
+                reason = scrub(_first_line(e), storage_url(self.options.storage))
+                self.echo(f"storage unreachable ({reason}); retrying in {wait} s")
+                time.sleep(wait)
                 continue
-            before = len(self.study.get_trials(deepcopy=False))
-            self.study.optimize(
-                Objective(self),
-                n_trials=1,
-                timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1),
-                catch=(Exception,),
-                gc_after_trial=False,
-            )
-            last = self.study.get_trials(deepcopy=False)[before:]
-            for t in last:
-                self.progress.trial_end(trial_record(t), self._best())
-            if last and all(t.state == TrialState.FAIL for t in last):
-                if all(
-                    "already taken by other workers" in t.user_attrs.get("fail_reason", "")
-                    for t in last
-                ):
-                    continue
-                failures += 1
-                if failures >= MAX_CONSECUTIVE_FAILURES:
-                    reason = last[-1].user_attrs.get("fail_reason", "unknown")
-                    return f"{failures} trials in a row failed (last: {reason})"
-            else:
-                failures = 0
+            if outage:
+                self.echo("storage reachable again; going on")
+                outage = 0
+            if stop is not None:
+                return stop
+            if failed is None:
+                continue
+            failures = failures + 1 if failed else 0
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                return f"{failures} trials in a row failed (last: {failed})"
+
+    def _step(self, deadline: float | None) -> tuple[str | None, str | None]:
+        """One trial (or one wait). Returns (why to stop or None, failure reason / '' / None)."""
+        finished, running = counts(self.study)
+        if finished >= self.budget:
+            return "", None
+        if deadline is not None and time.monotonic() > deadline:
+            return f"--timeout {self.options.timeout:g} s reached", None
+        if finished + running >= self.budget:
+            # Other workers hold the rest of the budget: wait for them, and fail stale trials
+            # of dead workers (heartbeat) so that their retries can run.
+            optuna.storages.fail_stale_trials(self.study)
+            time.sleep(1.0)
+            return None, None
+        self.current = None
+        self.study.optimize(
+            Objective(self),
+            n_trials=1,
+            timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1),
+            catch=(Exception,),
+            gc_after_trial=False,
+        )
+        if self.current is None:
+            return None, None
+        mine = self.study._storage.get_trial(self.current)
+        self.progress.trial_end(trial_record(mine), self._best())
+        if mine.state != TrialState.FAIL:
+            return None, ""
+        reason = mine.user_attrs.get("fail_reason", "unknown")
+        return None, (None if "already taken by other workers" in reason else reason)
 
     def _best(self) -> dict[str, Any] | None:
         try:
@@ -572,6 +601,11 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
         runner.baselines()  # first, so that every trial can log its gain over the baseline
     stopped = runner.optimize() if finished < runner.budget else ""
     return runner.summary(stopped)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return (text.splitlines() or [type(e).__name__])[0][:200]
 
 
 class Progress:

@@ -1,0 +1,63 @@
+"""`hpo study --workers K`: K worker processes on one machine, sharing one study storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from hpo.errors import UserError
+
+WORKER_ENV = "HPO_WORKER_INDEX"  # 0..K-1: offsets the sampler seed so workers differ
+
+
+def spawn(argv: list[str], k: int, storage: str) -> int:
+    """Run `hpo <argv> --workers 1` K times in parallel; returns the worst exit code.
+
+    CPU threads are split between the workers (OMP_NUM_THREADS); on a GPU machine they share
+    the device, several small trials per GPU.
+    """
+    if storage in ("memory", ":memory:"):
+        raise UserError("--workers needs a storage the workers can share (not 'memory')")
+    threads = max(1, (os.cpu_count() or 1) // k)
+    args = _without_workers(argv)
+    procs = []
+    for index in range(k):
+        env = {**os.environ, WORKER_ENV: str(index), "OMP_NUM_THREADS": str(threads)}
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "hpo", *args, "--workers", "1"], env=env)
+        )
+
+    def forward(signum, frame):  # a SIGTERM to the parent reaches every worker
+        for p in procs:
+            p.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:  # Ctrl-C reaches the workers through the terminal too
+        codes = [p.wait() for p in procs]
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return max(codes, key=lambda c: (c != 0, abs(c)))
+
+
+def worker_index() -> int:
+    return int(os.environ.get(WORKER_ENV, "0"))
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from hpo import __version__
@@ -35,24 +37,26 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         self.uri = tracking_uri(uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
         try:
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                try:
-                    self.experiment_id = self.client.create_experiment(experiment)
-                except MlflowException:  # another worker created it in between
-                    self.experiment_id = self.client.get_experiment_by_name(
-                        experiment
-                    ).experiment_id
-            else:
-                self.experiment_id = found.experiment_id
+            with _store_lock(self.uri):
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.experiment_id = self._experiment(experiment, MlflowException)
         except MlflowException as e:
             raise UserError(
                 f"MLflow tracking store {self.uri} is unusable: {_first_line(e)}"
             ) from None
         except OSError as e:
             raise UserError(f"MLflow tracking store {self.uri} is unreachable: {e}") from None
+
+    def _experiment(self, experiment: str, MlflowException: type) -> str:
+        """The experiment's id, created if missing (another worker may win the race)."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(experiment)
+        except MlflowException:  # another worker created it in between
+            return self.client.get_experiment_by_name(experiment).experiment_id
 
     # runs
     def create_parent(self, study_name: str, task: str, tags: dict[str, str]) -> str:
@@ -150,6 +154,25 @@ class Tracker:
         self.log_metrics(run_id, metrics)
         self.end_run(run_id, "COMPLETE")
         return run_id
+
+
+@contextmanager
+def _store_lock(uri: str):
+    """Workers starting together on one fresh SQLite store would race to create its schema:
+    serialise the first use through a lock file beside it. Servers handle this themselves."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri.removeprefix("sqlite:///")).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _finite(v: Any) -> bool:

@@ -439,6 +439,9 @@ _ARGV: list[str] = []  # the command line, for --workers to start its workers wi
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     _ARGV[:] = sys.argv[1:] if argv is None else argv
+    from hpo.perf import tune_malloc
+
+    tune_malloc()
     command = typer.main.get_command(app)
     # SIGTERM (docker stop, a scheduler) ends a run like Ctrl-C: the trial is recorded as failed
     signal.signal(signal.SIGTERM, _terminate)

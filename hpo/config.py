@@ -10,6 +10,7 @@ ACTIVATIONS = ("relu", "gelu", "sigmoid", "tanh")
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle", "keras_decay")
 DOWNSAMPLES = ("stride", "pool", "none")
+GLOBAL_POOLS = ("none", "avg", "max")  # max: "is the feature anywhere?" (pixel)
 INITS = ("torch", "glorot")  # glorot = Keras' glorot_uniform weights + zero biases
 _COUNT_NAMES = {"conv_channels": "depth", "dense_units": "dense_layers"}  # same names as space
 
@@ -26,7 +27,7 @@ class Config:
     downsample: str = "stride"  # per block: stride-2 conv, 2x2 max-pool, or none
     residual: bool = False  # add a residual 3x3 pair after each block (ResNet-like)
     conv_dropout: float = 0.0  # dropout after each block (fraction)
-    global_pool: bool = False  # global average pool before the head instead of flatten
+    global_pool: str = "none"  # "avg" | "max": pool over all positions instead of flatten
     # dense head
     dense_units: tuple[int, ...] = ()  # hidden dense layers before the output layer
     dense_dropout: float = 0.0  # dropout after each hidden dense layer (fraction)
@@ -93,6 +94,7 @@ class Config:
             ("schedule", self.schedule, SCHEDULES),
             ("downsample", self.downsample, DOWNSAMPLES),
             ("init", self.init, INITS),
+            ("global_pool", self.global_pool, GLOBAL_POOLS),
         ]:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")

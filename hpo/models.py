@@ -73,8 +73,9 @@ def build_model(config: Config, in_shape: tuple[int, int, int], out_units: int) 
             trunk.append(Residual(channels, config))
         if config.conv_dropout > 0:
             trunk.append(nn.Dropout(config.conv_dropout))
-    if config.global_pool and config.conv_channels:
-        trunk += [nn.AdaptiveAvgPool2d(1)]
+    if config.global_pool != "none" and config.conv_channels:
+        pool = nn.AdaptiveMaxPool2d(1) if config.global_pool == "max" else nn.AdaptiveAvgPool2d(1)
+        trunk.append(pool)
     trunk.append(nn.Flatten())
     trunk_seq = nn.Sequential(*trunk)
     with torch.no_grad():  # one zero image gives the flattened width

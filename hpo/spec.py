@@ -24,7 +24,7 @@ SPACE_KEYS: dict[str, type] = {
     "downsample": str,
     "residual": bool,
     "conv_dropout": float,
-    "global_pool": bool,
+    "global_pool": str,
     "dense_layers": int,
     "dense_units": int,
     "dense_dropout": float,

@@ -58,7 +58,7 @@ def test_dense_only_and_residual_nets_run():
     for config in [
         Config(),
         Config(conv_channels=(8, 16), residual=True, batch_norm=True, downsample="pool"),
-        Config(conv_channels=(8,), global_pool=True, dense_units=(4,), activation="gelu"),
+        Config(conv_channels=(8,), global_pool="max", dense_units=(4,), activation="gelu"),
     ]:
         net = build_model(config, (3, 16, 16), 10)
         assert net(torch.rand(2, 3, 16, 16)).shape == (2, 10)

@@ -70,7 +70,7 @@ def open_storage(url: str | None = None) -> Any:
     # Workers starting together race to create the schema: retry a few times (bounded).
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_SECONDS,
@@ -79,6 +79,9 @@ def open_storage(url: str | None = None) -> Any:
                     max_retry=1
                 ),
             )
+            if parsed.get_backend_name() == "sqlite":
+                _wal(storage.engine)
+            return storage
         except (ImportError, ModuleNotFoundError) as e:
             raise UserError(f"storage {mask(url)}: missing database driver ({e})") from None
         except (SQLAlchemyError, OSError, ValueError) as e:
@@ -88,6 +91,22 @@ def open_storage(url: str | None = None) -> Any:
             time.sleep(0.5 * (attempt + 1))
     reason = scrub(_first_line(last), url) if last else "unknown error"
     raise UserError(f"cannot open storage {mask(url)}: {reason}")
+
+
+def _wal(engine: Any) -> None:
+    """SQLite in WAL mode with synchronous=NORMAL: far fewer fsyncs per trial (measured here:
+    50-70 ms instead of 130-275 ms per trivial trial, benchmarks/storage.py), and readers do
+    not block the writer. Local disks only, which is where SQLite belongs anyway."""
+    from sqlalchemy import event
+
+    def pragmas(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # connections opened during set-up reconnect with the pragmas
 
 
 def _first_line(e: Exception) -> str:

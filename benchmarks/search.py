@@ -1,0 +1,106 @@
+"""Search efficiency: wall time and trials until a target, default sampler + pruner vs random
+search without pruning, median over several study seeds (CPU).
+
+Targets: box val R2 >= 0.99, pixel val accuracy >= 0.99. Each study runs in memory with the
+task's shipped spec (optionally smaller data) until a complete trial reaches the target or
+the trial cap is hit. Prints a markdown table and writes benchmarks/out/search.csv.
+Usage: python benchmarks/search.py [--task box] [--seeds 5] [--max-trials 40]
+       [--data n_train=2000] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import time
+from pathlib import Path
+
+import optuna
+
+from hpo.perf import tune_malloc
+from hpo.study import Options, Runner, counts, resolve_spec
+from hpo.tasks import get_task
+
+OUT = Path(__file__).parent / "out"
+TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}
+
+
+def until_target(task_name: str, sampler: str, pruner: str, seed: int, cap: int, data: dict):
+    """(trials run, seconds) until the first complete trial meets the target; inf if never."""
+    metric, target = TARGETS[task_name]
+    options = Options(
+        trials=cap,
+        storage="memory",
+        seed=seed,
+        device="cpu",
+        sampler=sampler,
+        pruner=pruner,
+        tracking=False,
+        original=False,
+        baselines=False,
+        data=data,
+    )
+    task = get_task(task_name)
+    runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
+    runner.open()
+    from hpo.study import load_data
+
+    runner.data = load_data(task, runner.settings, runner.device)
+    t0 = time.monotonic()
+    while counts(runner.study)[0] < cap:
+        runner._step(None)
+        done = [t for t in runner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if any(t.user_attrs.get("metrics", {}).get(metric, -math.inf) >= target for t in done):
+            return len(runner.study.trials), time.monotonic() - t0
+    return math.inf, math.inf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="box", choices=sorted(TARGETS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--max-trials", type=int, default=40)
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, 1 seed, 4 trials")
+    args = parser.parse_args()
+    tune_malloc()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    data = {k: int(v) for k, v in (item.split("=") for item in args.data)}
+    seeds, cap = (1, 4) if args.smoke else (args.seeds, args.max_trials)
+    if args.smoke:
+        data |= {"n_train": 256, "n_val": 64, "image_size": 32, "square_size": 6}
+    rows = []
+    for label, sampler, pruner in [
+        ("default (tpe + hyperband)", "tpe", "hyperband"),
+        ("random, no pruning", "random", "none"),
+    ]:
+        results = [until_target(args.task, sampler, pruner, s, cap, data) for s in range(seeds)]
+        trials = statistics.median(r[0] for r in results)
+        seconds = statistics.median(r[1] for r in results)
+        reached = sum(math.isfinite(r[0]) for r in results)
+        rows.append(
+            {
+                "search": label,
+                "reached": f"{reached}/{seeds}",
+                "median_trials": trials,
+                "median_seconds": round(seconds, 1),
+            }
+        )
+    speedup = rows[1]["median_seconds"] / rows[0]["median_seconds"]
+    metric, target = TARGETS[args.task]
+    print(f"{args.task}: until {metric} >= {target}, cap {cap} trials, data {data or 'default'}")
+    print("| search | reached | median trials | median seconds |\n| --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['search']} | {r['reached']} | {r['median_trials']} | {r['median_seconds']} |")
+    print(f"\nrandom / default wall time: {speedup:.2f}x (target >= 3x)")
+    OUT.mkdir(exist_ok=True)
+    with open(OUT / f"search_{args.task}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from hpo.errors import UserError
+from hpo.errors import UserError, first_line
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"  # opens unchanged in optuna-dashboard
 HEARTBEAT_SECONDS = int(os.environ.get("HPO_HEARTBEAT_SECONDS", "10"))
@@ -20,6 +20,8 @@ def storage_url(url: str | None = None) -> str:
 
 def mask(url: str) -> str:
     """The URL with its password replaced by ***, safe to print or log."""
+    if url in ("memory", ":memory:"):
+        return url
     try:
         from sqlalchemy.engine import make_url
 
@@ -89,7 +91,7 @@ def open_storage(url: str | None = None) -> Any:
             if "could not translate host" in str(e) or "Connection refused" in str(e):
                 break  # unreachable: retrying at start-up would only delay the message
             time.sleep(0.5 * (attempt + 1))
-    reason = scrub(_first_line(last), url) if last else "unknown error"
+    reason = scrub(first_line(last), url) if last else "unknown error"
     raise UserError(f"cannot open storage {mask(url)}: {reason}")
 
 
@@ -107,8 +109,3 @@ def _wal(engine: Any) -> None:
 
     event.listen(engine, "connect", pragmas)
     engine.dispose()  # connections opened during set-up reconnect with the pragmas
-
-
-def _first_line(e: Exception) -> str:
-    text = str(getattr(e, "orig", None) or e).strip()
-    return (text.splitlines() or [type(e).__name__])[0][:300]

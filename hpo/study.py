@@ -18,7 +18,7 @@ from hpo import __version__
 from hpo.config import Config
 from hpo.data import TaskData, resolve_device
 from hpo.diagnose import diagnose
-from hpo.errors import UserError
+from hpo.errors import UserError, first_line
 from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.spec import Spec, default_spec_path, load_spec
 from hpo.storage import mask, open_storage, scrub, storage_url
@@ -249,6 +249,7 @@ class Objective:
                     history.append(metrics)
                     ctx.log_epoch(run_id, epoch, metrics, per_seed)
                     ctx.progress.epoch(trial.number, epoch, config.epochs, metrics)
+                    ctx.estimate_on_cpu(config, time.monotonic() - t0)
                     value = objective_value(metrics, metric, ctx.spec.objective)
                     trial.report(value, epoch)
                     if trial.should_prune():
@@ -301,9 +302,20 @@ class Runner:
         self.data: TaskData | None = None
         self.current: int | None = None  # storage id of this worker's running trial
         self.baseline_metrics: dict[str, dict[str, float]] = {}
+        self.estimated = False  # the CPU duration estimate is printed once per process
 
     def finished_so_far(self) -> int:
         return counts(self.study)[0]
+
+    def estimate_on_cpu(self, config: Config, seconds: float) -> None:
+        """Once per process on a CPU, after the first epoch: the study's duration at this pace."""
+        if self.device.type != "cpu" or self.estimated:
+            return
+        self.estimated = True
+        left = max(self.budget - self.finished_so_far(), 1)  # includes the running trial
+        if self.progress.tty:  # end the live epoch line that the estimate would otherwise join
+            print(file=sys.stderr)
+        self.echo(cpu_estimate(seconds, config.epochs, left, "subset" in self.task.defaults))
 
     def check_surplus(self, trial: optuna.Trial) -> None:
         """Only when workers raced past the budget check: a trial beyond N is not trained."""
@@ -431,10 +443,10 @@ class Runner:
                 # with backoff, then go on. A trial cut off now is failed by the heartbeat.
                 outage += 1
                 if outage > len(STORAGE_BACKOFF):
-                    reason = scrub(_first_line(e), storage_url(self.options.storage))
+                    reason = scrub(first_line(e), storage_url(self.options.storage))
                     raise UserError(f"lost the study storage: {reason}") from None
                 wait = STORAGE_BACKOFF[outage - 1]
-                reason = scrub(_first_line(e), storage_url(self.options.storage))
+                reason = scrub(first_line(e), storage_url(self.options.storage))
                 self.echo(f"storage unreachable ({reason}); retrying in {wait} s")
                 time.sleep(wait)
                 continue
@@ -587,6 +599,8 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
         + (f"; MLflow {runner.tracker.uri}" if runner.tracker else "")
     )
     if finished < runner.budget:
+        if runner.device.type == "cpu":  # up front, before a long data load or baseline
+            echo("no GPU in use: trials run on the CPU")
         t0 = time.monotonic()
         data = load_data(task, runner.settings, runner.device)
         runner.data = data
@@ -596,16 +610,32 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
             f"{runner.device} ({time.monotonic() - t0:.1f} s); {spec.epochs} epochs per trial, "
             f"sampler {spec.sampler}, pruner {spec.pruner}"
         )
-        if runner.device.type == "cpu":
-            echo("no GPU in use: trials run on the CPU")
         runner.baselines()  # first, so that every trial can log its gain over the baseline
     stopped = runner.optimize() if finished < runner.budget else ""
     return runner.summary(stopped)
 
 
-def _first_line(e: Exception) -> str:
-    text = str(getattr(e, "orig", None) or e).strip()
-    return (text.splitlines() or [type(e).__name__])[0][:200]
+def cpu_estimate(first_epoch_s: float, epochs: int, trials_left: int, subset: bool) -> str:
+    """One line: trial and study duration if every trial ran all epochs like the first one."""
+    trial = first_epoch_s * epochs
+    hints = ["--subset 0.1 (a tenth of the training images)"] if subset else []
+    hints += [f"fewer --epochs (now {epochs})", "fewer --trials"]
+    return (
+        f"CPU estimate: epoch 1 took {_duration(first_epoch_s)}, so a {epochs}-epoch trial takes "
+        f"~{_duration(trial)} and the {trials_left} trial(s) left up to ~"
+        f"{_duration(trial * trials_left)} (less where trials are pruned); to go faster: "
+        + ", ".join(hints)
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 class Progress:

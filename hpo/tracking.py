@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo import __version__
-from hpo.errors import UserError
+from hpo.errors import UserError, first_line
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflow run status
@@ -43,7 +43,7 @@ class Tracker:
                 self.experiment_id = self._experiment(experiment, MlflowException)
         except MlflowException as e:
             raise UserError(
-                f"MLflow tracking store {self.uri} is unusable: {_first_line(e)}"
+                f"MLflow tracking store {self.uri} is unusable: {first_line(e)}"
             ) from None
         except OSError as e:
             raise UserError(f"MLflow tracking store {self.uri} is unreachable: {e}") from None
@@ -180,7 +180,3 @@ def _finite(v: Any) -> bool:
         return float(v) == float(v) and abs(float(v)) != float("inf")
     except (TypeError, ValueError):
         return False
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]

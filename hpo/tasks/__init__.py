@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from hpo.errors import UserError
-from hpo.tasks import box, pixel
+from hpo.tasks import box, cifar10, pixel
 from hpo.tasks.base import Task
 
 TASKS: dict[str, Task] = {
     box.TASK.name: box.TASK,
     pixel.TASK.name: pixel.TASK,
+    cifar10.TASK.name: cifar10.TASK,
 }
 
 __all__ = ["TASKS", "Task", "get_task"]

@@ -39,7 +39,7 @@ N_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60  # per socket operation, not for the whole download
+_TIMEOUT_S = 30  # per socket operation, not the whole download: offline fails fast
 
 
 class DataError(UserError):
@@ -93,12 +93,21 @@ def ensure_cifar10(
 
 def load_cifar10(folder: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_x, train_y, test_x, test_y): uint8 (N, 3, 32, 32) images and int64 (N,) labels."""
-    folder = Path(folder)
-    train = [_load_batch(folder / name) for name in TRAIN_BATCHES]
-    test_x, test_y = _load_batch(folder / TEST_BATCH)
-    train_x = np.concatenate([x for x, _ in train])
-    train_y = np.concatenate([y for _, y in train])
+    train_x, train_y = load_cifar10_split(folder, "train")
+    test_x, test_y = load_cifar10_split(folder, "test")
     return train_x, train_y, test_x, test_y
+
+
+def load_cifar10_split(folder: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of one split: "train" reads data_batch_1..5 only, "test" reads test_batch only.
+
+    A search loads "train" and never opens test_batch, so the test set cannot leak into it.
+    """
+    names = {"train": TRAIN_BATCHES, "test": (TEST_BATCH,)}.get(split)
+    if names is None:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    batches = [_load_batch(Path(folder) / name) for name in names]
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 
 
 def label_names(folder: Path | str) -> list[str]:

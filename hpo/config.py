@@ -42,6 +42,11 @@ class Config:
     momentum: float = 0.9  # SGD only
     nesterov: bool = False  # SGD only
     weight_decay: float = 0.0  # L2 (SGD, Adadelta) / decoupled for none: torch semantics
+    # Decoupled L1 (proximal step, lasso-style feature selection): after every optimizer step
+    # each conv/dense weight w <- sign(w) * max(|w| - lr * l1, 0). With Adam a weight survives
+    # only while its gradient keeps one sign (|Adam step| ~ lr > lr * l1 for l1 < 1): pixel's
+    # one informative pixel stays, the noise weights a dense net would memorise go to zero.
+    l1: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0  # linear warm-up (cosine); onecycle sets its own
     lr_decay: float = 0.0  # keras_decay: lr / (1 + lr_decay * step), Keras' `decay`
@@ -102,6 +107,8 @@ class Config:
             raise ValueError("conv_padding entries must be 'same' or 'valid'")
         if not (self.lr > 0 and self.batch_size > 0 and self.epochs > 0):
             raise ValueError("lr, batch_size and epochs must be positive")
+        if not self.l1 >= 0.0:
+            raise ValueError("l1 must be >= 0")
         for name in ("conv_dropout", "dense_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")

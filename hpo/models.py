@@ -34,6 +34,10 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
 
+    def l1_weights(self) -> list[torch.Tensor]:
+        """The weights a decoupled L1 step shrinks: every conv and dense kernel, no biases."""
+        return [m.weight for m in self.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
     @torch.no_grad()
     def apply_constraints(self) -> None:
         """Keras MaxNorm(max_norm) on hidden dense layers: each unit's incoming weights."""

@@ -71,6 +71,7 @@ def suggest(trial: Any, spec: Spec, base: Config) -> Config:
             "nesterov": get("nesterov", base.nesterov),
         }
     opt["weight_decay"] = get("weight_decay", base.weight_decay)
+    opt["l1"] = get("l1", base.l1)
     schedule = get("schedule", base.schedule)
     opt["schedule"] = schedule
     if schedule == "cosine":

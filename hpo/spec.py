@@ -35,6 +35,7 @@ SPACE_KEYS: dict[str, type] = {
     "momentum": float,  # SGD only
     "nesterov": bool,  # SGD only
     "weight_decay": float,
+    "l1": float,  # decoupled L1 (proximal) on conv/dense weights, relative to lr
     "schedule": str,
     "warmup_epochs": float,
     "label_smoothing": float,

@@ -651,7 +651,7 @@ class Progress:
         self.echo(
             f"trial {number} ({k}/{budget}): conv {conv} dense {dense} {config.activation} "
             f"{config.optimizer} lr {config.lr:.2g} bs {config.batch_size}"
-            f"{' bn' if config.batch_norm else ''}"
+            f"{' bn' if config.batch_norm else ''}{f' l1 {config.l1:.2g}' if config.l1 else ''}"
         )
 
     def epoch(self, number: int, epoch: int, epochs: int, metrics: dict[str, float]) -> None:

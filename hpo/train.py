@@ -127,6 +127,7 @@ class Trainer:
         # a diverged run still stops within that many steps.
         self.check_every = 8 if device.type == "cpu" else 25
         self.constrained = config.max_norm > 0
+        self.l1_weights = model.l1_weights() if config.l1 > 0 else []
         self.fixed_lr = config.schedule == "constant"
         if self.fixed_lr:
             set_lr(self.optimizer, config, 0, self.total_steps, self.steps_per_epoch)
@@ -157,6 +158,8 @@ class Trainer:
             optimizer.step()
             if self.constrained:
                 model.apply_constraints()
+            if self.l1_weights:
+                shrink_l1(self.l1_weights, optimizer.param_groups[0]["lr"] * config.l1)
             loss_sum.add_(loss.detach(), alpha=idx.numel())
             self.step += 1
             if (i + 1) % self.check_every == 0 and not torch.isfinite(loss_sum):
@@ -219,6 +222,13 @@ def train(
         seconds=time.monotonic() - start,
         model=trainer.model if keep_model else None,
     )
+
+
+@torch.no_grad()
+def shrink_l1(weights: list[torch.Tensor], threshold: float) -> None:
+    """Proximal L1 step: soft-threshold each weight towards zero by `threshold` (exact zeros)."""
+    for w in weights:
+        w.copy_(torch.nn.functional.softshrink(w, threshold))
 
 
 def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:

@@ -39,6 +39,7 @@ def test_shipped_specs_load_and_sample(path: Path):
         ({"task": "box", "space": {"optimizer": []}}, "choice list is empty"),
         ({"task": "box", "space": {"depth": {"low": 0}}}, "a range is"),
         ({"task": "box", "base": {"optimizer": "lbfgs"}}, "optimizer must be one of"),
+        ({"task": "box", "base": {"l1": -0.1}}, "l1 must be >= 0"),
     ],
 )
 def test_bad_specs_name_the_problem(raw, message):

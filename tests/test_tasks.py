@@ -75,4 +75,6 @@ def test_baselines_solve_the_linear_tasks():
     pixel = TASKS["pixel"]
     s = pixel.settings({"n_train_per_class": 100, "n_val_per_class": 50, "image_size": 8})
     data = pixel.load(s, CPU)
-    assert run_baselines(pixel.baselines, data)["logistic_regression"]["val_accuracy"] > 0.95
+    fitted = run_baselines(pixel.baselines, data)
+    assert fitted["logistic_regression"]["val_accuracy"] > 0.95
+    assert fitted["sparse_logistic_regression"]["val_accuracy"] > 0.95

@@ -10,7 +10,8 @@ import torch
 
 from hpo.config import Config
 from hpo.tasks import TASKS
-from hpo.train import Diverged, OutOfTime, lr_factor, train
+from hpo.tasks.pixel import pixel_position
+from hpo.train import Diverged, OutOfTime, lr_factor, shrink_l1, train
 
 CPU = torch.device("cpu")
 
@@ -89,3 +90,28 @@ def test_schedules():
     keras = Config(schedule="keras_decay", lr_decay=0.01)
     assert lr_factor(keras, 100, 1000, 10) == pytest.approx(0.5)
     assert all(math.isfinite(f) for f in factors)
+
+
+def test_shrink_l1_is_a_soft_threshold():
+    w = torch.tensor([[-1.0, -0.05, 0.05, 0.5]])
+    shrink_l1([w], 0.1)
+    assert torch.allclose(w, torch.tensor([[-0.9, 0.0, 0.0, 0.4]]))
+    assert (w == 0).sum() == 2  # exact zeros, not small values
+
+
+def test_l1_keeps_the_one_informative_pixel():
+    """pixel: a decoupled L1 step zeroes the noise weights and keeps the class pixel."""
+    task = TASKS["pixel"]
+    settings = task.settings({"n_train_per_class": 300, "n_val_per_class": 100, "image_size": 16})
+    data = task.load(settings, CPU)
+    config = Config(l1=0.5, lr=3e-3, batch_size=32, epochs=6)
+    result = train(config, data, device=CPU, keep_model=True)
+    assert result.metrics["val_accuracy"] >= 0.95
+    weight = result.model.l1_weights()[0]  # (2 classes, 3 * 16 * 16 inputs)
+    assert weight.shape == (2, 3 * 16 * 16)
+    used = (weight != 0).any(dim=0).reshape(3, 16, 16).any(dim=0)  # pixels with a weight
+    row, col = pixel_position(settings)
+    assert used[row, col]
+    assert used.sum() <= 3  # the class pixel, and at most a couple of stragglers
+    plain = train(config.replace(l1=0.0), data, device=CPU, keep_model=True)
+    assert (plain.model.l1_weights()[0] != 0).all()  # without it: every weight in use

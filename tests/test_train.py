@@ -11,7 +11,7 @@ import torch
 from hpo.config import Config
 from hpo.tasks import TASKS
 from hpo.tasks.pixel import pixel_position
-from hpo.train import Diverged, OutOfTime, lr_factor, shrink_l1, train
+from hpo.train import Diverged, OutOfTime, Trainer, lr_factor, shrink_l1, train
 
 CPU = torch.device("cpu")
 
@@ -52,9 +52,15 @@ def test_nan_loss_stops_at_once(box_data):
 
 def test_deadline_raises_out_of_time_with_finished_epochs(box_data):
     config = Config(dense_units=(32,), epochs=10_000, batch_size=32)
-    with pytest.raises(OutOfTime) as info:
-        train(config, box_data, device=CPU, deadline=time.monotonic() + 1.0)
-    assert len(info.value.history) >= 1
+    with pytest.raises(OutOfTime) as info:  # a deadline already past: stops in epoch 1
+        train(config, box_data, device=CPU, deadline=time.monotonic())
+    assert info.value.history == []
+    trainer = Trainer(config, box_data, device=CPU)  # no wall-clock race: one epoch, then due
+    trainer.run_epoch()
+    trainer.deadline = time.monotonic()
+    with pytest.raises(OutOfTime, match="during epoch 2") as info:
+        trainer.run_epoch()
+    assert len(info.value.history) == 1
 
 
 def test_report_can_stop_training(box_data):

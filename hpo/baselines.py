@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from hpo.data import Split, TaskData
 from hpo.train import metrics_for
@@ -38,16 +39,53 @@ def logistic_regression(data: TaskData) -> dict[str, float]:
     return _classifier(LogisticRegression(max_iter=200), data)
 
 
-def sparse_logistic_regression(data: TaskData) -> dict[str, float]:
-    """L1-penalised LogisticRegression on raw pixels: the lasso picks out informative pixels.
+def sparse_logistic_regression(data: TaskData, keep: int = 1_000) -> dict[str, float]:
+    """Screening + lasso: the `keep` pixels values with the largest ANOVA F score against the
+    label, then L1-penalised LogisticRegression on them (C=0.1).
 
     pixel: 3,000 images x 150,528 noise features, one pixel informative. An L2 model can fit
     the training labels with the noise alone (n << d) and generalises poorly; L1 keeps the few
-    weights on the one pixel (C=0.1: 2 non-zero weights, val accuracy 1.0 at 224x224).
+    weights on the informative pixel. Screening first (Fan & Lv's sure independence screening)
+    keeps memory small: liblinear on all 150,528 columns peaked at 16.8 GB, here ~2 GB.
     """
     from sklearn.linear_model import LogisticRegression
 
-    return _classifier(LogisticRegression(l1_ratio=1.0, C=0.1, solver="liblinear"), data)
+    t0 = time.monotonic()
+    x = data.train.x.cpu().reshape(len(data.train), -1)  # uint8: no full float copy
+    y = data.train.y.cpu()
+    scores = np.concatenate(
+        [_f_scores(x[:, i : i + 16_384], y) for i in range(0, x.shape[1], 16_384)]
+    )
+    cols = np.sort(np.argsort(-scores, kind="stable")[: min(keep, x.shape[1])])
+
+    def features(split: Split) -> np.ndarray:
+        flat = split.x.cpu().reshape(len(split), -1)[:, cols]
+        return flat.numpy().astype(np.float32) / 255.0
+
+    model = LogisticRegression(l1_ratio=1.0, C=0.1, solver="liblinear").fit(
+        features(data.train), y.numpy()
+    )
+    proba = model.predict_proba(features(data.val))
+    out = metrics_for(
+        "classification", _tensor(np.log(np.clip(proba, 1e-12, 1))), data.val.y.cpu(), "val"
+    )
+    return out | {"fit_seconds": time.monotonic() - t0}
+
+
+def _f_scores(x, y) -> np.ndarray:
+    """ANOVA F (between- over within-class variance) per column, two-pass so that a column
+    that the label determines exactly scores high instead of 0/0 (sklearn's f_classif
+    cancels catastrophically there in float32)."""
+    x = x.double()
+    mean = x.mean(0)
+    between = torch.zeros_like(mean)
+    within = torch.zeros_like(mean)
+    for k in y.unique():
+        xk = x[y == k]
+        mk = xk.mean(0)
+        between += len(xk) * (mk - mean) ** 2
+        within += ((xk - mk) ** 2).sum(0)
+    return (between / (within + 1e-9 * len(x))).numpy()
 
 
 def _classifier(model, data: TaskData) -> dict[str, float]:
@@ -87,8 +125,6 @@ def pca_logistic_regression(data: TaskData, components: int = 100) -> dict[str, 
 
 
 def _tensor(a: np.ndarray):
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 

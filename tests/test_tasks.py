@@ -78,3 +78,19 @@ def test_baselines_solve_the_linear_tasks():
     fitted = run_baselines(pixel.baselines, data)
     assert fitted["logistic_regression"]["val_accuracy"] > 0.95
     assert fitted["sparse_logistic_regression"]["val_accuracy"] > 0.95
+
+
+def test_screening_scores_rank_the_class_pixel_first():
+    """The sparse baseline's ANOVA F screening: the two colour channels that the label sets
+    exactly score above every noise column (sklearn's float32 f_classif gives them < 0)."""
+    from hpo.baselines import _f_scores
+    from hpo.tasks.pixel import pixel_position
+
+    pixel = TASKS["pixel"]
+    s = pixel.settings({"n_train_per_class": 100, "n_val_per_class": 10, "image_size": 8})
+    data = pixel.load(s, CPU)
+    scores = _f_scores(data.train.x.reshape(200, -1), data.train.y)
+    row, col = pixel_position(s)
+    red, green = row * 8 + col, 64 + row * 8 + col  # channel-major (C, H, W) flattening
+    assert set(scores.argsort()[-2:]) == {red, green}
+    assert (scores >= 0).all()

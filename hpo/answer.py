@@ -13,6 +13,7 @@ from hpo.diagnose import diagnose
 from hpo.errors import UserError
 from hpo.report import load
 from hpo.seeds import aggregate, seed_list
+from hpo.study import best_trial as best_trial_of
 from hpo.tasks import get_task
 
 Echo = Callable[[str], None]
@@ -83,7 +84,7 @@ def run(
     task = get_task(task_name)
     study = load(study_name or task_name, storage)
     try:
-        best_trial = study.best_trial
+        best_trial = best_trial_of(study)
     except ValueError:
         raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
     best = Config.from_dict(best_trial.user_attrs["config"])
@@ -105,7 +106,9 @@ def run(
 
     warnings.filterwarnings("ignore", message="Some regimes for parameter")
     try:
-        importances = dict(optuna.importance.get_param_importances(study))
+        importances = dict(
+            optuna.importance.get_param_importances(study, target=lambda t: t.values[0])
+        )
     except (ValueError, RuntimeError):  # too few trials for importances
         importances = {}
     return {

@@ -164,6 +164,14 @@ def study(
             "else 1]",
         ),
     ] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="'metric', or 'metric,train_seconds' for a multi-objective study (the metric "
+            "and the training seconds of each trial; multi-objective TPE, no pruning): "
+            "`hpo report` then shows the Pareto front.",
+        ),
+    ] = "metric",
     workers: Annotated[
         int,
         typer.Option(
@@ -233,6 +241,7 @@ def study(
         spec=spec,
         trial_timeout=trial_timeout,
         seeds=seeds,
+        objectives=study_mod.parse_objectives(objective),
         original=original,
         baselines=baseline,
         data=overrides,
@@ -267,6 +276,13 @@ def format_summary(s: Any) -> str:
         lines.append(f"            {params}")
     else:
         lines.append("  best      no complete trial yet")
+    if len(s.objectives) > 1:
+        lines.append(f"  Pareto front ({', '.join(s.objectives)}), {len(s.pareto)} trial(s):")
+        for t in sorted(s.pareto, key=lambda t: t["values"][1]):
+            pairs = ", ".join(
+                f"{n} {_fmt(v)}" for n, v in zip(s.objectives, t["values"], strict=True)
+            )
+            lines.append(f"            trial {t['number']}: {pairs}")
     for name, metrics in s.baselines.items():
         lines.append(f"  baseline  {name}: {_metrics(metrics)}")
     if s.original:

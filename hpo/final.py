@@ -13,6 +13,7 @@ from hpo.config import Config
 from hpo.data import Split, TaskData, resolve_device
 from hpo.errors import UserError
 from hpo.report import load
+from hpo.study import best_trial as best_trial_of
 from hpo.tasks import get_task
 
 Echo = Callable[[str], None]
@@ -36,7 +37,7 @@ def choose(study: Any, task_name: str, trial: int | None, original: bool) -> tup
         return task.original, "original"
     if trial is None:
         try:
-            frozen = study.best_trial
+            frozen = best_trial_of(study)
         except ValueError:
             raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
     else:

@@ -10,7 +10,7 @@ import optuna
 
 from hpo.errors import UserError
 from hpo.storage import mask, open_storage, storage_url
-from hpo.study import trial_record
+from hpo.study import best_trial, pareto_front, trial_record
 
 
 def load(study_name: str, storage: str | None) -> optuna.Study:
@@ -30,7 +30,7 @@ def build(study: optuna.Study) -> dict[str, Any]:
     attrs = study.user_attrs
     trials = [trial_record(t) for t in study.get_trials(deepcopy=False)]
     try:
-        best = trial_record(study.best_trial)
+        best = trial_record(best_trial(study))
     except ValueError:
         best = None
     original = attrs.get("original")
@@ -38,7 +38,15 @@ def build(study: optuna.Study) -> dict[str, Any]:
         "study": study.study_name,
         "task": attrs.get("task"),
         "metric": attrs.get("metric"),
-        "direction": study.direction.name.lower(),
+        "direction": study.directions[0].name.lower(),
+        # multi-objective studies: every objective with its direction, and the Pareto front
+        "objectives": {
+            name: d.name.lower()
+            for name, d in zip(
+                attrs.get("objectives") or [attrs.get("metric")], study.directions, strict=False
+            )
+        },
+        "pareto_front": pareto_front(study),
         "trials": trials,
         "best": best,
         "baselines": attrs.get("baselines", {}),
@@ -131,7 +139,22 @@ def render(data: dict[str, Any], fmt: str, top: int | None = None) -> str:
             f" - {sum(t['state'] in ('COMPLETE', 'PRUNED') for t in data['trials'])} finished"
         )
         table = frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        return f"{head}\n{table}"
+        front = _front(data)
+        return f"{head}\n{table}" + (f"\n{front}" if front else "")
+
+
+def _front(data: dict[str, Any]) -> str:
+    """Multi-objective studies: the Pareto front, cheapest first."""
+    if not data.get("pareto_front"):
+        return ""
+    names = list(data["objectives"])
+    rows = [t for t in data["trials"] if t["number"] in set(data["pareto_front"])]
+    rows.sort(key=lambda t: t["values"][-1])
+    lines = [f"Pareto front ({', '.join(f'{n} {d}' for n, d in data['objectives'].items())}):"]
+    for t in rows:
+        values = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, t["values"], strict=True))
+        lines.append(f"  trial {t['number']}: {values}")
+    return "\n".join(lines)
 
 
 def plots(study: optuna.Study, out_dir: str) -> list[str]:
@@ -154,10 +177,14 @@ def plots(study: optuna.Study, out_dir: str) -> list[str]:
         "param_importances": vis.plot_param_importances,
         "parallel_coordinate": vis.plot_parallel_coordinate,
     }
+    kwargs: dict[str, Any] = {}
+    if len(study.directions) > 1:  # one plot per objective would double them: the metric
+        metric = study.user_attrs.get("metric") or "metric"
+        kwargs = {"target": lambda t: t.values[0], "target_name": metric}
     written = []
     for name, draw in drawers.items():
         try:
-            axes = draw(study)
+            axes = draw(study, **kwargs)
         except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. < 2 complete trials
             continue
         figure = getattr(axes, "figure", None) or plt.gcf()

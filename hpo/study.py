@@ -29,6 +29,41 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials counts
 Echo = Callable[[str], None]
 MAX_CONSECUTIVE_FAILURES = 10  # a broken setup stops the run instead of failing forever
 STORAGE_BACKOFF = (2, 4, 8, 16, 30)  # seconds between tries while the database is away
+SECOND_OBJECTIVES = {"train_seconds": "minimize"}  # optional objectives after the metric
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """'metric' or 'metric,train_seconds' -> names; a UserError names what is wrong."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    allowed = ", ".join(["metric", *(f"metric,{n}" for n in SECOND_OBJECTIVES)])
+    if not names or names[0] != "metric" or any(n not in SECOND_OBJECTIVES for n in names[1:]):
+        raise UserError(f"--objective must be one of {allowed}, got {text!r}")
+    if len(set(names)) != len(names):
+        raise UserError(f"--objective names an objective twice: {text!r}")
+    return names
+
+
+def directions_of(task: Task, objectives: tuple[str, ...]) -> list[str]:
+    return [task.direction, *(SECOND_OBJECTIVES[n] for n in objectives[1:])]
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best trial; in a multi-objective study the Pareto-front trial with the best metric
+    (the first objective). ValueError if no trial is complete yet."""
+    if len(study.directions) == 1:
+        return study.best_trial
+    front = study.best_trials
+    if not front:
+        raise ValueError("no complete trial yet")
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(front, key=lambda t: (sign * t.values[0], -t.number))
+
+
+def pareto_front(study: optuna.Study) -> list[int]:
+    """Trial numbers on the Pareto front (multi-objective studies; [] otherwise)."""
+    if len(study.directions) == 1:
+        return []
+    return sorted(t.number for t in study.best_trials)
 
 
 @dataclass
@@ -48,6 +83,7 @@ class Options:
     spec: str | None = None
     trial_timeout: float | None = None
     seeds: int | None = None  # seeds each config is trained under
+    objectives: tuple[str, ...] = ("metric",)  # ("metric", "train_seconds"): multi-objective
     original: bool = True
     baselines: bool = True
     tracking: bool = True
@@ -68,6 +104,8 @@ class Summary:
     baselines: dict[str, Any]
     original: dict[str, Any] | None
     stopped: str = ""  # why this run ended early, if it did
+    objectives: list[str] = field(default_factory=list)  # metric (+ train_seconds)
+    pareto: list[dict[str, Any]] = field(default_factory=list)  # multi-objective front
 
 
 class SurplusTrial(Exception):
@@ -130,20 +168,29 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 def create_or_load(
-    storage: Any, name: str, task: Task, spec: Spec, settings: dict, sampler, pruner
+    storage: Any,
+    name: str,
+    task: Task,
+    spec: Spec,
+    settings: dict,
+    sampler,
+    pruner,
+    objectives: tuple[str, ...] = ("metric",),
 ) -> tuple[optuna.Study, bool]:
     """(study, created_here). Exactly one of many simultaneous workers creates the study:
     the storage's unique study name decides."""
+    directions = directions_of(task, objectives)
     try:
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction=task.direction,
+            directions=directions,
             sampler=sampler,
             pruner=pruner,
         )
         study.set_user_attr("task", task.name)
         study.set_user_attr("metric", task.metric)
+        study.set_user_attr("objectives", [task.metric, *objectives[1:]])
         study.set_user_attr("data", settings)
         study.set_user_attr("hpo_version", __version__)
         return study, True
@@ -155,8 +202,13 @@ def create_or_load(
         raise UserError(
             f"study {name!r} belongs to task {attrs['task']!r}; choose another --study-name"
         )
-    if study.direction.name.lower() != task.direction:
-        raise UserError(f"study {name!r} was created with direction {study.direction.name}")
+    found = [d.name.lower() for d in study.directions]
+    if found != directions:
+        names = ",".join(attrs.get("objectives") or [task.metric])
+        raise UserError(
+            f"study {name!r} was created with objective(s) {names} ({', '.join(found)}); "
+            "choose another --study-name or the same --objective"
+        )
     if attrs.get("data") not in (None, settings):
         raise UserError(
             f"study {name!r} was created with data settings {attrs['data']}, not {settings}; "
@@ -188,7 +240,8 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return {
         "number": t.number,
         "state": t.state.name,
-        "value": t.value if t.value is None or math.isfinite(t.value) else None,
+        "value": _finite(t.values[0]) if t.values else None,  # the metric (first objective)
+        "values": [_finite(v) for v in t.values] if t.values else None,
         "params": attrs.get("params", t.params),  # the whole config, flattened
         "searched": t.params,  # what the sampler chose
         "metrics": attrs.get("metrics", {}),
@@ -199,13 +252,17 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 class Objective:
     """Trains one trial's config; reports epochs to the pruner, MLflow and the console."""
 
     def __init__(self, ctx: Runner) -> None:
         self.ctx = ctx
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         from hpo.space import suggest
         from hpo.train import OutOfTime, Trainer, TrainingError
 
@@ -250,15 +307,21 @@ class Objective:
                     ctx.log_epoch(run_id, epoch, metrics, per_seed)
                     ctx.progress.epoch(trial.number, epoch, config.epochs, metrics)
                     ctx.estimate_on_cpu(config, time.monotonic() - t0)
-                    value = objective_value(metrics, metric, ctx.spec.objective)
-                    trial.report(value, epoch)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")
+                    if not ctx.multi:  # Optuna prunes single-objective studies only
+                        trial.report(objective_value(metrics, metric, ctx.spec.objective), epoch)
+                        if trial.should_prune():
+                            raise optuna.TrialPruned(
+                                f"pruned by {ctx.spec.pruner} at epoch {epoch}"
+                            )
             except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
                 raise optuna.TrialPruned(f"trial_timeout {ctx.spec.trial_timeout:g} s: {e}") from e
             trial.set_user_attr("seed_metrics", [t.history[-1] for t in trainers])
+            # training time of all seeds and epochs (evaluation excluded): the cost objective
+            seconds = sum(h["epoch_seconds"] for t in trainers for h in t.history)
+            metrics = metrics | {"train_seconds": seconds}
             state = "COMPLETE"
-            return objective_value(metrics, metric, ctx.spec.objective)
+            value = objective_value(metrics, metric, ctx.spec.objective)
+            return (value, seconds) if ctx.multi else value
         except optuna.TrialPruned as e:
             state, reason = "PRUNED", str(e)
             trial.set_user_attr("prune_reason", reason)
@@ -294,6 +357,7 @@ class Runner:
             raise UserError(str(e)) from None
         self.base = Config.from_dict(spec.base) if spec.base else Config()
         self.budget = options.trials
+        self.multi = len(options.objectives) > 1
         self.study_name = options.study_name or task.name
         self.tracker = None
         self.parent_id: str | None = None
@@ -405,10 +469,22 @@ class Runner:
 
         # workers of one study must not sample alike: each offsets the sampler seed
         seed = None if o.seed is None else o.seed + worker_index()
+        if self.multi and spec.sampler not in ("tpe", "random"):
+            raise UserError(
+                f"sampler {spec.sampler} optimises one objective; with --objective "
+                f"{','.join(o.objectives)} use --sampler tpe (multi-objective TPE) or random"
+            )
         sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials)
         pruner = make_pruner(spec.pruner, spec.epochs)
         self.study, created = create_or_load(
-            storage, self.study_name, self.task, spec, self.settings, sampler, pruner
+            storage,
+            self.study_name,
+            self.task,
+            spec,
+            self.settings,
+            sampler,
+            pruner,
+            o.objectives,
         )
         if o.tracking:
             from hpo.tracking import Tracker
@@ -493,7 +569,7 @@ class Runner:
 
     def _best(self) -> dict[str, Any] | None:
         try:
-            return trial_record(self.study.best_trial)
+            return trial_record(best_trial(self.study))
         except ValueError:  # no complete trial yet
             return None
 
@@ -578,6 +654,12 @@ class Runner:
             base,
             original,
             stopped,
+            [self.task.metric, *self.options.objectives[1:]],
+            [
+                trial_record(t)
+                for t in self.study.get_trials(deepcopy=False)
+                if t.number in set(pareto_front(self.study))
+            ],
         )
 
 
@@ -594,7 +676,9 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
     runner.open()
     finished, _ = counts(runner.study)
     echo(
-        f"study {runner.study_name!r} (task {task.name}: {task.metric}, {task.direction}) in "
+        f"study {runner.study_name!r} (task {task.name}: {task.metric}, {task.direction}"
+        + (", train_seconds, minimize" if runner.multi else "")
+        + ") in "
         f"{mask(storage_url(options.storage))}: {finished}/{runner.budget} trials finished"
         + (f"; MLflow {runner.tracker.uri}" if runner.tracker else "")
     )
@@ -608,7 +692,8 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
         echo(
             f"data: {len(data.train)} train / {len(data.val)} val images {c}x{h}x{w} on "
             f"{runner.device} ({time.monotonic() - t0:.1f} s); {spec.epochs} epochs per trial, "
-            f"sampler {spec.sampler}, pruner {spec.pruner}"
+            f"sampler {spec.sampler}, "
+            + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )
         runner.baselines()  # first, so that every trial can log its gain over the baseline
     stopped = runner.optimize() if finished < runner.budget else ""

@@ -140,6 +140,11 @@ def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
         (["study", "box", "--sampler", "magic"], "Invalid value for '--sampler'"),
         (["study", "box", "--data", "colour=red"], "unknown data setting 'colour'"),
         (["report", "box", "--study-name", "none"], "no study 'none'"),
+        (["study", "box", "--objective", "metric,speed"], "--objective must be one of"),
+        (
+            ["study", "box", "--objective", "metric,train_seconds", "--sampler", "cmaes"],
+            "sampler cmaes optimises one objective",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -204,3 +209,38 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(scratch, tracking_ur
     study = optuna.load_study(study_name="interrupt", storage="sqlite:///hpo.db")
     finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
     assert len(finished) == 2
+
+
+def test_multi_objective_study_reports_its_pareto_front(tiny_spec, scratch):
+    """--objective metric,train_seconds: two objectives, no pruning, the Pareto front."""
+    args = ["--spec", str(tiny_spec), "--no-original", "--no-baseline", "--seed", "3"]
+    out = hpo("study", "box", "--trials", "5", "--objective", "metric,train_seconds", *args)
+    assert out.returncode == 0, out.stderr
+    assert "no pruning (multi-objective)" in out.stderr
+    assert "Pareto front (val_mse, train_seconds)" in out.stdout
+    data = json.loads(hpo("report", "box", "--format", "json").stdout)
+    assert data["objectives"] == {"val_mse": "minimize", "train_seconds": "minimize"}
+    complete = [t for t in data["trials"] if t["state"] == "COMPLETE"]
+    assert len(complete) == 5  # nothing pruned: Optuna cannot prune multi-objective studies
+    for t in complete:
+        assert t["values"] == [t["metrics"]["val_mse"], t["metrics"]["train_seconds"]]
+        assert t["value"] == t["values"][0]
+
+    def dominated(a, b):  # b dominates a: no worse in both, better in one
+        return all(y <= x for x, y in zip(a, b, strict=True)) and a != b
+
+    front = {
+        t["number"]
+        for t in complete
+        if not any(dominated(t["values"], o["values"]) for o in complete)
+    }
+    assert set(data["pareto_front"]) == front
+    assert data["best"]["number"] in front
+    assert data["best"]["value"] == min(t["value"] for t in complete)
+    table = hpo("report", "box")
+    assert "Pareto front (val_mse minimize, train_seconds minimize)" in table.stdout
+    # the same study cannot be resumed as single-objective
+    again = hpo("study", "box", "--trials", "6", *args)
+    assert (
+        again.returncode == 2 and "created with objective(s) val_mse,train_seconds" in again.stderr
+    )

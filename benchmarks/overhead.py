@@ -137,12 +137,18 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="tiny data, one repeat (CI)")
+    parser.add_argument(
+        "--case", action="append", choices=list(CASES), help="only these cases (repeatable)"
+    )
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up timings")
     args = parser.parse_args()
     tune_malloc()  # as the `hpo` command does
     device = resolve_device(args.device)
     repeats = 1 if args.smoke else args.repeats
     rows = []
     for name, (task_name, overrides, config) in CASES.items():
+        if args.case and name not in args.case:
+            continue
         task = TASKS[task_name]
         if args.smoke:
             overrides = {**overrides, "image_size": 32}
@@ -167,7 +173,10 @@ def main() -> None:
                 "ratio": round(o / b, 3),
             }
         )
-    fresh, first, helps = startup_seconds(1 if args.smoke else 3)
+    nan = float("nan")
+    fresh, first, helps = (
+        (nan, nan, nan) if args.no_startup else startup_seconds(1 if args.smoke else 3)
+    )
     print(
         "| case | device | bare img/s | hpo img/s | hpo / bare |\n| --- | --- | --- | --- | --- |"
     )

@@ -67,6 +67,16 @@ def differences(original: Config, best: Config, importances: dict[str, float]) -
     return rows
 
 
+def _spec_original_epochs(task_name: str) -> int | None:
+    """original_epochs of the task's shipped spec (box: 10 of the user's 1,000), if any."""
+    from hpo.spec import SpecError, default_spec_path, load_spec
+
+    try:
+        return load_spec(default_spec_path(task_name)).original_epochs
+    except SpecError:
+        return None
+
+
 def run(
     task_name: str,
     *,
@@ -88,6 +98,8 @@ def run(
     except ValueError:
         raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
     best = Config.from_dict(best_trial.user_attrs["config"])
+    if epochs is None:  # the same budget as the study's replay: the spec's original_epochs
+        epochs = _spec_original_epochs(task_name)
     original = task.original.replace(
         epochs=min(epochs or task.original.epochs, task.original.epochs)
     )

@@ -398,7 +398,12 @@ def diagnose_cmd(
     ] = False,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds to replay each config under.")] = 5,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Cap the original's epochs. [default: its own]")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Cap the original's epochs. [default: the spec's original_epochs, as in the "
+            "study's replay (box: 10 of the user's 1,000), else its own]",
+        ),
     ] = None,
     study_name: StudyName = None,
     storage: Storage = None,

@@ -130,3 +130,13 @@ def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
     assert "| parameter | original | best | importance |" in text
     assert "Baseline `linear_regression`" in text
     assert hpo("diagnose", "box").returncode == 2  # --original is what it replays
+
+
+def test_diagnose_replays_the_original_for_the_spec_budget_by_default():
+    """Without --epochs, `hpo diagnose` replays the original for the spec's original_epochs
+    (box: 10 of the user's 1,000, hours on a CPU otherwise), like the study's replay."""
+    from hpo.answer import _spec_original_epochs
+    from hpo.tasks import TASKS
+
+    assert _spec_original_epochs("box") == 10 < TASKS["box"].original.epochs
+    assert _spec_original_epochs("pixel") is None  # pixel's spec replays all 10 epochs

@@ -36,11 +36,16 @@ def logistic_regression(data: TaskData) -> dict[str, float]:
     """LogisticRegression (L2) on raw pixels (float32 to halve memory at 224x224x3)."""
     from sklearn.linear_model import LogisticRegression
 
-    return _classifier(LogisticRegression(max_iter=200), data)
+    t0 = time.monotonic()
+    return _classifier(LogisticRegression(max_iter=200), data, _pixels, t0)
+
+
+def _pixels(split: Split) -> np.ndarray:
+    return _features(split, False).astype(np.float32)
 
 
 def sparse_logistic_regression(data: TaskData, keep: int = 1_000) -> dict[str, float]:
-    """Screening + lasso: the `keep` pixels values with the largest ANOVA F score against the
+    """Screening + lasso: the `keep` pixel values with the largest ANOVA F score against the
     label, then L1-penalised LogisticRegression on them (C=0.1).
 
     pixel: 3,000 images x 150,528 noise features, one pixel informative. An L2 model can fit
@@ -62,14 +67,8 @@ def sparse_logistic_regression(data: TaskData, keep: int = 1_000) -> dict[str, f
         flat = split.x.cpu().reshape(len(split), -1)[:, cols]
         return flat.numpy().astype(np.float32) / 255.0
 
-    model = LogisticRegression(l1_ratio=1.0, C=0.1, solver="liblinear").fit(
-        features(data.train), y.numpy()
-    )
-    proba = model.predict_proba(features(data.val))
-    out = metrics_for(
-        "classification", _tensor(np.log(np.clip(proba, 1e-12, 1))), data.val.y.cpu(), "val"
-    )
-    return out | {"fit_seconds": time.monotonic() - t0}
+    model = LogisticRegression(l1_ratio=1.0, C=0.1, solver="liblinear")
+    return _classifier(model, data, features, t0)
 
 
 def _f_scores(x, y) -> np.ndarray:
@@ -88,11 +87,10 @@ def _f_scores(x, y) -> np.ndarray:
     return (between / (within + 1e-9 * len(x))).numpy()
 
 
-def _classifier(model, data: TaskData) -> dict[str, float]:
-    t0 = time.monotonic()
-    x = _features(data.train, False).astype(np.float32)
-    model.fit(x, data.train.y.cpu().numpy())
-    proba = model.predict_proba(_features(data.val, False).astype(np.float32))
+def _classifier(model, data: TaskData, features, t0: float) -> dict[str, float]:
+    """Fit `model` on features(train), score on features(val); fit_seconds counts from t0."""
+    model.fit(features(data.train), data.train.y.cpu().numpy())
+    proba = model.predict_proba(features(data.val))
     out = metrics_for(
         "classification", _tensor(np.log(np.clip(proba, 1e-12, 1))), data.val.y.cpu(), "val"
     )

@@ -148,7 +148,8 @@ def _front(data: dict[str, Any]) -> str:
     if not data.get("pareto_front"):
         return ""
     names = list(data["objectives"])
-    rows = [t for t in data["trials"] if t["number"] in set(data["pareto_front"])]
+    front = set(data["pareto_front"])
+    rows = [t for t in data["trials"] if t["number"] in front]
     rows.sort(key=lambda t: t["values"][-1])
     lines = [f"Pareto front ({', '.join(f'{n} {d}' for n, d in data['objectives'].items())}):"]
     for t in rows:

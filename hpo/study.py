@@ -636,6 +636,7 @@ class Runner:
         self.log_plots()
         finished, _ = counts(self.study)
         best = self._best()
+        front = set(pareto_front(self.study))
         if self.tracker is not None and self.parent_id and best:
             self._safe(
                 "parent run",
@@ -655,11 +656,7 @@ class Runner:
             original,
             stopped,
             [self.task.metric, *self.options.objectives[1:]],
-            [
-                trial_record(t)
-                for t in self.study.get_trials(deepcopy=False)
-                if t.number in set(pareto_front(self.study))
-            ],
+            [trial_record(t) for t in self.study.get_trials(deepcopy=False) if t.number in front],
         )
 
 

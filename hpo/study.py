@@ -47,6 +47,11 @@ def directions_of(task: Task, objectives: tuple[str, ...]) -> list[str]:
     return [task.direction, *(SECOND_OBJECTIVES[n] for n in objectives[1:])]
 
 
+def objective_names(task: Task, objectives: tuple[str, ...]) -> list[str]:
+    """The objectives as shown and stored: 'metric' is the task's metric name."""
+    return [task.metric, *objectives[1:]]
+
+
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     """The best trial; in a multi-objective study the Pareto-front trial with the best metric
     (the first objective). ValueError if no trial is complete yet."""
@@ -190,7 +195,7 @@ def create_or_load(
         )
         study.set_user_attr("task", task.name)
         study.set_user_attr("metric", task.metric)
-        study.set_user_attr("objectives", [task.metric, *objectives[1:]])
+        study.set_user_attr("objectives", objective_names(task, objectives))
         study.set_user_attr("data", settings)
         study.set_user_attr("hpo_version", __version__)
         return study, True
@@ -655,7 +660,7 @@ class Runner:
             base,
             original,
             stopped,
-            [self.task.metric, *self.options.objectives[1:]],
+            objective_names(self.task, self.options.objectives),
             [trial_record(t) for t in self.study.get_trials(deepcopy=False) if t.number in front],
         )
 
@@ -673,8 +678,15 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
     runner.open()
     finished, _ = counts(runner.study)
     echo(
-        f"study {runner.study_name!r} (task {task.name}: {task.metric}, {task.direction}"
-        + (", train_seconds, minimize" if runner.multi else "")
+        f"study {runner.study_name!r} (task {task.name}: "
+        + ", ".join(
+            f"{n}, {d}"
+            for n, d in zip(
+                objective_names(task, options.objectives),
+                directions_of(task, options.objectives),
+                strict=True,
+            )
+        )
         + ") in "
         f"{mask(storage_url(options.storage))}: {finished}/{runner.budget} trials finished"
         + (f"; MLflow {runner.tracker.uri}" if runner.tracker else "")

@@ -115,24 +115,36 @@ def main() -> None:
         "--images", type=int, help="training images per epoch [default: 45000 on CUDA, else 2048]"
     )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop [default: 3]")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="alternating hpo/bare rounds; medians over them, so neither loop always runs "
+        "first on a cold device [default: 2]",
+    )
     parser.add_argument("--smoke", action="store_true", help="256 images, 1 epoch: seconds")
     args = parser.parse_args()
     device = resolve_device(args.device)
     n = args.images or (REAL_EPOCH if device.type == "cuda" else 2048)
     epochs = args.epochs
     if args.smoke:
-        n, epochs = 256, 1
+        n, epochs, args.rounds = 256, 1, 1
     data = synthetic(n, 256, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
         f"{name}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
-        f"{n} synthetic images, {epochs} epoch(s) per loop"
+        f"{n} synthetic images, {epochs} epoch(s) per loop, {args.rounds} round(s)"
     )
     rows = []
     for label, config in (("known-good", known_good()), ("original", TASK.original)):
         params = count_parameters(build_model(config, (3, 32, 32), 10))
-        ours = steady(hpo_loop(config, data, device, epochs))
-        bare = steady(bare_loop(config, data, device, epochs))
+        ours_r, bare_r = [], []
+        for k in range(args.rounds):  # hpo first in even rounds, bare first in odd ones
+            order = (hpo_loop, bare_loop) if k % 2 == 0 else (bare_loop, hpo_loop)
+            for loop in order:
+                rate = steady(loop(config, data, device, epochs))
+                (ours_r if loop is hpo_loop else bare_r).append(rate)
+        ours, bare = statistics.median(ours_r), statistics.median(bare_r)
         rows.append(
             {
                 "config": label,
@@ -147,6 +159,7 @@ def main() -> None:
                 "device": name,
                 "images": n,
                 "epochs": epochs,
+                "rounds": args.rounds,
                 "torch": torch.__version__,
             }
         )

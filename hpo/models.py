@@ -34,9 +34,15 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
 
-    def l1_weights(self) -> list[torch.Tensor]:
-        """The weights a decoupled L1 step shrinks: every conv and dense kernel, no biases."""
-        return [m.weight for m in self.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    def l1_weights(self) -> list[tuple[torch.Tensor, bool]]:
+        """The weights a decoupled L1 step shrinks (every conv and dense kernel, no biases),
+        each with whether batch norm follows it (then only the weights' direction matters)."""
+        modules = list(self.modules())
+        return [
+            (m.weight, isinstance(after, nn.BatchNorm1d | nn.BatchNorm2d))
+            for m, after in zip(modules, [*modules[1:], None], strict=True)
+            if isinstance(m, nn.Conv2d | nn.Linear)
+        ]
 
     @torch.no_grad()
     def apply_constraints(self) -> None:

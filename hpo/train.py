@@ -225,10 +225,24 @@ def train(
 
 
 @torch.no_grad()
-def shrink_l1(weights: list[torch.Tensor], threshold: float) -> None:
-    """Proximal L1 step: soft-threshold each weight towards zero by `threshold` (exact zeros)."""
-    for w in weights:
+def shrink_l1(weights: list[tuple[torch.Tensor, bool]], threshold: float) -> None:
+    """Proximal L1 step: soft-threshold each weight towards zero by `threshold` (exact zeros).
+
+    A layer followed by batch norm computes the same function at any scale of a unit's weights,
+    so there a plain shrink would not select anything: it would only make the weights smaller,
+    i.e. every later step relatively larger, until training oscillates (pixel: val accuracy
+    1.0, 0.62, 1.0, 0.76 over four epochs). There each unit keeps its norm and the shrink
+    sparsifies its direction instead.
+    """
+    for w, normalised in weights:
+        if not normalised:
+            w.copy_(torch.nn.functional.softshrink(w, threshold))
+            continue
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        before = torch.linalg.vector_norm(w.flatten(1), dim=1)
         w.copy_(torch.nn.functional.softshrink(w, threshold))
+        after = torch.linalg.vector_norm(w.flatten(1), dim=1)
+        w.mul_((before / after.clamp_min(1e-12)).view(shape))  # a unit shrunk to 0 stays 0
 
 
 def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hpo.config import Config
+from hpo.models import build_model
 from hpo.tasks import TASKS
 from hpo.tasks.pixel import pixel_position
 from hpo.train import Diverged, OutOfTime, Trainer, lr_factor, shrink_l1, train
@@ -100,9 +101,26 @@ def test_schedules():
 
 def test_shrink_l1_is_a_soft_threshold():
     w = torch.tensor([[-1.0, -0.05, 0.05, 0.5]])
-    shrink_l1([w], 0.1)
+    shrink_l1([(w, False)], 0.1)
     assert torch.allclose(w, torch.tensor([[-0.9, 0.0, 0.0, 0.4]]))
     assert (w == 0).sum() == 2  # exact zeros, not small values
+
+
+def test_shrink_l1_before_batch_norm_keeps_each_units_norm():
+    """Batch norm undoes a unit's scale: there the step sparsifies, it does not shrink."""
+    w = torch.tensor([[-1.0, -0.05, 0.05, 0.5], [0.02, -0.03, 0.0, 0.01]])
+    norms = w.norm(dim=1)
+    shrink_l1([(w, True)], 0.1)
+    assert (w[0] == 0).sum() == 2 and torch.allclose(w[0].norm(), norms[0])
+    assert torch.allclose(w[0, 0] / w[0, 3], torch.tensor(-0.9 / 0.4))  # shrunk, then rescaled
+    assert (w[1] == 0).all()  # every weight under the threshold: the unit goes to zero
+
+
+def test_l1_weights_know_which_layers_batch_norm_follows():
+    net = build_model(Config(conv_channels=(4,), dense_units=(8,), batch_norm=True), (3, 8, 8), 2)
+    assert [normalised for _, normalised in net.l1_weights()] == [True, True, False]
+    plain = build_model(Config(dense_units=(8,)), (3, 8, 8), 2)
+    assert [normalised for _, normalised in plain.l1_weights()] == [False, False]
 
 
 def test_l1_keeps_the_one_informative_pixel():
@@ -113,11 +131,11 @@ def test_l1_keeps_the_one_informative_pixel():
     config = Config(l1=0.5, lr=3e-3, batch_size=32, epochs=6)
     result = train(config, data, device=CPU, keep_model=True)
     assert result.metrics["val_accuracy"] >= 0.95
-    weight = result.model.l1_weights()[0]  # (2 classes, 3 * 16 * 16 inputs)
+    weight = result.model.l1_weights()[0][0]  # (2 classes, 3 * 16 * 16 inputs)
     assert weight.shape == (2, 3 * 16 * 16)
     used = (weight != 0).any(dim=0).reshape(3, 16, 16).any(dim=0)  # pixels with a weight
     row, col = pixel_position(settings)
     assert used[row, col]
     assert used.sum() <= 3  # the class pixel, and at most a couple of stragglers
     plain = train(config.replace(l1=0.0), data, device=CPU, keep_model=True)
-    assert (plain.model.l1_weights()[0] != 0).all()  # without it: every weight in use
+    assert (plain.model.l1_weights()[0][0] != 0).all()  # without it: every weight in use

@@ -76,7 +76,10 @@ def main() -> None:
     data = {k: int(v) for k, v in (item.split("=") for item in args.data)}
     seeds, cap = (1, 4) if args.smoke else (args.seeds, args.max_trials)
     if args.smoke:
-        data |= {"n_train": 256, "n_val": 64, "image_size": 32, "square_size": 6}
+        data |= {
+            "box": {"n_train": 256, "n_val": 64, "image_size": 32, "square_size": 6},
+            "pixel": {"n_train_per_class": 128, "n_val_per_class": 32, "image_size": 32},
+        }[args.task]
     arms = {
         "default": ("default (tpe + hyperband)", "tpe", "hyperband"),
         "random": ("random, no pruning", "random", "none"),

@@ -185,12 +185,13 @@ def main() -> None:
             f"| {r['case']} | {r['device']} | {r['bare_img_s']:.0f} | {r['hpo_img_s']:.0f} "
             f"| {r['ratio']:.3f} |"
         )
-    print(
-        f"\n| start-up | median seconds |\n| --- | --- |\n"
-        f"| `hpo study box` to its first trial, new stores (CPU) | {fresh:.2f} |\n"
-        f"| `hpo study box` to its first trial, existing stores (CPU) | {first:.2f} |\n"
-        f"| `hpo --help` | {helps:.2f} |"
-    )
+    if not args.no_startup:
+        print(
+            f"\n| start-up | median seconds |\n| --- | --- |\n"
+            f"| `hpo study box` to its first trial, new stores (CPU) | {fresh:.2f} |\n"
+            f"| `hpo study box` to its first trial, existing stores (CPU) | {first:.2f} |\n"
+            f"| `hpo --help` | {helps:.2f} |"
+        )
     OUT.mkdir(exist_ok=True)
     with open(OUT / "overhead.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

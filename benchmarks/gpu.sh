@@ -3,6 +3,10 @@
 # needs travel as wheels in .whl/, see .library device README). Every step is time-capped and
 # writes its log to $OUT, so a cut-off run still reports what it measured.
 # Usage: bash benchmarks/gpu.sh [speed] [study] [diagnose] [search]   (default: the first three)
+# .whl/ (35 MB, not committed): `pip download --only-binary=:all: --python-version 3.12
+# --platform manylinux2014_x86_64 --platform any -d .whl mlflow==3.17.2 optuna==5.0.0`, then
+# keep only what the GPU image lacks (mlflow, mlflow-skinny, mlflow-tracing, optuna, alembic,
+# sqlalchemy, pydantic, fastapi, opentelemetry-*, databricks-sdk, ...: 47 wheels here).
 set -u
 REPO=$PWD
 export PYTHONUNBUFFERED=1 HPO_CACHE_DIR=/tmp/hpo-cache

@@ -85,7 +85,7 @@ def main() -> None:
         "random": ("random, no pruning", "random", "none"),
     }
     chosen = args.arms.split(",")
-    if not chosen or set(chosen) - set(arms):
+    if set(chosen) - set(arms):
         parser.error(f"--arms takes a comma list of {', '.join(arms)}")
     rows = []
     for label, sampler, pruner in [arms[a] for a in chosen]:

@@ -235,14 +235,11 @@ def shrink_l1(weights: list[tuple[torch.Tensor, bool]], threshold: float) -> Non
     sparsifies its direction instead.
     """
     for w, normalised in weights:
-        if not normalised:
-            w.copy_(torch.nn.functional.softshrink(w, threshold))
-            continue
-        shape = (-1,) + (1,) * (w.dim() - 1)
-        before = torch.linalg.vector_norm(w.flatten(1), dim=1)
+        before = torch.linalg.vector_norm(w.flatten(1), dim=1) if normalised else None
         w.copy_(torch.nn.functional.softshrink(w, threshold))
-        after = torch.linalg.vector_norm(w.flatten(1), dim=1)
-        w.mul_((before / after.clamp_min(1e-12)).view(shape))  # a unit shrunk to 0 stays 0
+        if before is not None:  # a unit shrunk to 0 stays 0
+            after = torch.linalg.vector_norm(w.flatten(1), dim=1)
+            w.mul_((before / after.clamp_min(1e-12)).view(-1, *(1,) * (w.dim() - 1)))
 
 
 def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:

@@ -277,12 +277,10 @@ def format_summary(s: Any) -> str:
     else:
         lines.append("  best      no complete trial yet")
     if len(s.objectives) > 1:
+        from hpo.report import front_lines
+
         lines.append(f"  Pareto front ({', '.join(s.objectives)}), {len(s.pareto)} trial(s):")
-        for t in sorted(s.pareto, key=lambda t: t["values"][1]):
-            pairs = ", ".join(
-                f"{n} {_fmt(v)}" for n, v in zip(s.objectives, t["values"], strict=True)
-            )
-            lines.append(f"            trial {t['number']}: {pairs}")
+        lines += [f"            {line}" for line in front_lines(s.objectives, s.pareto)]
     for name, metrics in s.baselines.items():
         lines.append(f"  baseline  {name}: {_metrics(metrics)}")
     if s.original:

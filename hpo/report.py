@@ -147,15 +147,21 @@ def _front(data: dict[str, Any]) -> str:
     """Multi-objective studies: the Pareto front, cheapest first."""
     if not data.get("pareto_front"):
         return ""
-    names = list(data["objectives"])
     front = set(data["pareto_front"])
     rows = [t for t in data["trials"] if t["number"] in front]
-    rows.sort(key=lambda t: t["values"][-1])
     lines = [f"Pareto front ({', '.join(f'{n} {d}' for n, d in data['objectives'].items())}):"]
-    for t in rows:
-        values = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, t["values"], strict=True))
-        lines.append(f"  trial {t['number']}: {values}")
+    lines += [f"  {line}" for line in front_lines(list(data["objectives"]), rows)]
     return "\n".join(lines)
+
+
+def front_lines(names: list[str], trials: list[dict[str, Any]]) -> list[str]:
+    """'trial N: metric v, train_seconds s' per Pareto-front trial record, cheapest first
+    (shared by `hpo report` and the study summary)."""
+    return [
+        f"trial {t['number']}: "
+        + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, t["values"], strict=True))
+        for t in sorted(trials, key=lambda t: t["values"][-1])
+    ]
 
 
 def plots(study: optuna.Study, out_dir: str) -> list[str]:

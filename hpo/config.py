@@ -12,6 +12,7 @@ SCHEDULES = ("constant", "cosine", "onecycle", "keras_decay")
 DOWNSAMPLES = ("stride", "pool", "none")
 GLOBAL_POOLS = ("none", "avg", "max")  # max: "is the feature anywhere?" (pixel)
 INITS = ("torch", "glorot")  # glorot = Keras' glorot_uniform weights + zero biases
+INPUT_NORMS = ("unit", "centred")  # pixels / 255 in [0, 1], or centred on 0 in [-1, 1]
 _COUNT_NAMES = {"conv_channels": "depth", "dense_units": "dense_layers"}  # same names as space
 
 
@@ -19,6 +20,10 @@ _COUNT_NAMES = {"conv_channels": "depth", "dense_units": "dense_layers"}  # same
 class Config:
     """Everything that defines one training run, each field with its unit or reason."""
 
+    # input: what the net sees of a uint8 pixel. "unit" = p / 255 in [0, 1] (SEEDS.md §1, every
+    # original); "centred" = 2 p / 255 - 1 in [-1, 1]. Zero-mean inputs keep a layer's weight
+    # gradients from all sharing one sign, which is what lets SGD move on 150k noisy inputs.
+    input_norm: str = "unit"
     # conv trunk: one entry per block; () means dense-only (SEEDS.md §1: box is linear)
     conv_channels: tuple[int, ...] = ()  # output channels of each block
     conv_kernel: tuple[int, ...] = ()  # kernel size of each block (square)
@@ -99,6 +104,7 @@ class Config:
             ("schedule", self.schedule, SCHEDULES),
             ("downsample", self.downsample, DOWNSAMPLES),
             ("init", self.init, INITS),
+            ("input_norm", self.input_norm, INPUT_NORMS),
             ("global_pool", self.global_pool, GLOBAL_POOLS),
         ]:
             if value not in allowed:

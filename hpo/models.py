@@ -24,6 +24,13 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+class Centre(nn.Module):
+    """[0, 1] -> [-1, 1], inside the net so a saved model takes the same inputs either way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2.0 - 1.0
+
+
 class Net(nn.Module):
     """Conv trunk -> flatten (or global pool) -> dense head; knows its max-norm layers."""
 
@@ -67,7 +74,7 @@ def _conv(cin: int, cout: int, k: int, stride: int, padding: str, config: Config
 
 def build_model(config: Config, in_shape: tuple[int, int, int], out_units: int) -> Net:
     """The network for `config` on inputs of shape (C, H, W) with `out_units` outputs."""
-    trunk: list[nn.Module] = []
+    trunk: list[nn.Module] = [Centre()] if config.input_norm == "centred" else []
     channels = in_shape[0]
     for i, width in enumerate(config.conv_channels):
         k = config.conv_kernel[i] if config.conv_kernel else 3

@@ -77,6 +77,7 @@ def suggest(trial: Any, spec: Spec, base: Config) -> Config:
     if schedule == "cosine":
         opt["warmup_epochs"] = get("warmup_epochs", base.warmup_epochs)
     return base.replace(
+        input_norm=get("input_norm", base.input_norm),
         **trunk,
         **head,
         **opt,

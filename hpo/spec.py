@@ -17,6 +17,7 @@ OBJECTIVES = ("mean", "worst")
 # Searchable knobs: name -> kind of value. Per-block knobs are suggested once per block that
 # exists (conv_channels_0, conv_kernel_1, dense_units_0, ...), so they are conditional.
 SPACE_KEYS: dict[str, type] = {
+    "input_norm": str,  # "unit" [0, 1] | "centred" [-1, 1]
     "depth": int,  # conv blocks; 0 = dense-only
     "conv_channels": int,
     "conv_kernel": int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +72,16 @@ def test_params_are_flat_and_stable():
     assert params["conv_kernel_1"] == 5 and params["dense_layers"] == 1
     assert params["dense_units_0"] == 32
     assert all(not isinstance(v, tuple | list) for v in params.values())
+
+
+def test_centred_inputs_map_unit_pixels_to_minus_one_one_inside_the_net():
+    x = torch.rand(2, 3, 8, 8)
+    unit = build_model(Config(), (3, 8, 8), 2)
+    centred = build_model(Config(input_norm="centred"), (3, 8, 8), 2)
+    centred.load_state_dict(unit.state_dict())  # no parameters of its own: same weights fit
+    assert torch.allclose(centred.trunk(x), x.flatten(1) * 2 - 1)  # dense-only trunk
+    assert torch.allclose(unit.trunk(x), x.flatten(1))
+    assert torch.allclose(centred(x), unit(x * 2 - 1))
+    assert not torch.allclose(centred(x), unit(x))
+    with pytest.raises(ValueError, match="input_norm must be one of unit, centred"):
+        Config(input_norm="standard").checked()

@@ -159,7 +159,7 @@ class Trainer:
             if self.constrained:
                 model.apply_constraints()
             if self.l1_weights:
-                shrink_l1(self.l1_weights, optimizer.param_groups[0]["lr"] * config.l1)
+                shrink_l1(self.l1_weights, l1_thresholds(optimizer, self.l1_weights, config.l1))
             loss_sum.add_(loss.detach(), alpha=idx.numel())
             self.step += 1
             if (i + 1) % self.check_every == 0 and not torch.isfinite(loss_sum):
@@ -225,8 +225,40 @@ def train(
 
 
 @torch.no_grad()
-def shrink_l1(weights: list[tuple[torch.Tensor, bool]], threshold: float) -> None:
-    """Proximal L1 step: soft-threshold each weight towards zero by `threshold` (exact zeros).
+def l1_thresholds(
+    optimizer: torch.optim.Optimizer, weights: list[tuple[torch.Tensor, bool]], l1: float
+) -> list[float | torch.Tensor]:
+    """How far this step's L1 shrink moves each weight: `l1` times the optimizer's own step.
+
+    SGD and Adam move a weight by about lr per step (Adam: at most lr), so the shrink is
+    lr * l1. Adadelta's lr is a multiplier (1.0 by design) on a step of lr * RMS(past updates)
+    per weight, which starts near 1e-3 * lr: a shrink of lr * l1 would zero every weight at
+    once. There the shrink is l1 times that per-weight step size, so one `l1` means the same
+    for all three (pixel at 224 px, centred inputs, Adadelta lr 1, l1 0.6: val accuracy 0.986
+    after 4 epochs; with lr * l1 it sat at 0.5).
+    """
+    group = optimizer.param_groups[0]
+    lr = group["lr"]
+    if not isinstance(optimizer, torch.optim.Adadelta):
+        return [lr * l1] * len(weights)
+    eps = group["eps"]
+    out: list[float | torch.Tensor] = []
+    for w, _ in weights:
+        acc_delta = optimizer.state[w].get("acc_delta")
+        out.append(
+            lr * l1 * math.sqrt(eps)
+            if acc_delta is None
+            else acc_delta.add(eps).sqrt_().mul_(lr * l1)
+        )
+    return out
+
+
+@torch.no_grad()
+def shrink_l1(
+    weights: list[tuple[torch.Tensor, bool]], thresholds: float | list[float | torch.Tensor]
+) -> None:
+    """Proximal L1 step: soft-threshold each weight towards zero by its threshold (a number,
+    or a tensor of per-element thresholds), with exact zeros.
 
     A layer followed by batch norm computes the same function at any scale of a unit's weights,
     so there a plain shrink would not select anything: it would only make the weights smaller,
@@ -234,9 +266,14 @@ def shrink_l1(weights: list[tuple[torch.Tensor, bool]], threshold: float) -> Non
     1.0, 0.62, 1.0, 0.76 over four epochs). There each unit keeps its norm and the shrink
     sparsifies its direction instead.
     """
-    for w, normalised in weights:
+    if not isinstance(thresholds, list):
+        thresholds = [thresholds] * len(weights)
+    for (w, normalised), t in zip(weights, thresholds, strict=True):
         before = torch.linalg.vector_norm(w.flatten(1), dim=1) if normalised else None
-        w.copy_(torch.nn.functional.softshrink(w, threshold))
+        if isinstance(t, torch.Tensor):
+            w.sub_(torch.minimum(torch.maximum(w, -t), t))  # w - clamp(w, -t, t)
+        else:
+            w.copy_(torch.nn.functional.softshrink(w, t))
         if before is not None:  # a unit shrunk to 0 stays 0
             after = torch.linalg.vector_norm(w.flatten(1), dim=1)
             w.mul_((before / after.clamp_min(1e-12)).view(-1, *(1,) * (w.dim() - 1)))

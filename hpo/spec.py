@@ -142,6 +142,14 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     base = _table(raw, "base", fail)
     from hpo.config import Config
 
+    for param in space.values():  # named choices (optimizer, activation, ...) must exist
+        if SPACE_KEYS[param.name] is str:
+            for choice in param.choices if param.choices is not None else (param.value,):
+                try:
+                    Config().replace(**{param.name: choice})
+                except ValueError as e:
+                    raise fail(f"[space] {e}") from None
+
     try:
         Config.from_dict(base)
     except (TypeError, ValueError) as e:

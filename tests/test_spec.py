@@ -40,6 +40,8 @@ def test_shipped_specs_load_and_sample(path: Path):
         ({"task": "box", "space": {"depth": {"low": 0}}}, "a range is"),
         ({"task": "box", "base": {"optimizer": "lbfgs"}}, "optimizer must be one of"),
         ({"task": "box", "base": {"l1": -0.1}}, "l1 must be >= 0"),
+        ({"task": "box", "space": {"optimizer": ["sgd", "lbfgs"]}}, "optimizer must be one of"),
+        ({"task": "box", "space": {"input_norm": "standard"}}, "input_norm must be one of"),
     ],
 )
 def test_bad_specs_name_the_problem(raw, message):

@@ -48,9 +48,10 @@ class Config:
     nesterov: bool = False  # SGD only
     weight_decay: float = 0.0  # L2 (SGD, Adadelta) / decoupled for none: torch semantics
     # Decoupled L1 (proximal step, lasso-style feature selection): after every optimizer step
-    # each conv/dense weight w <- sign(w) * max(|w| - lr * l1, 0). With Adam a weight survives
-    # only while its gradient keeps one sign (|Adam step| ~ lr > lr * l1 for l1 < 1): pixel's
-    # one informative pixel stays, the noise weights a dense net would memorise go to zero.
+    # each conv/dense weight w <- sign(w) * max(|w| - lr * l1, 0) (Adadelta: l1 times its own
+    # per-weight step, see train.l1_thresholds). With Adam a weight survives only while its
+    # gradient keeps one sign (|Adam step| ~ lr > lr * l1 for l1 < 1): pixel's one informative
+    # pixel stays, the noise weights a dense net would memorise go to zero.
     l1: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0  # linear warm-up (cosine); onecycle sets its own

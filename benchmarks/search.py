@@ -28,9 +28,17 @@ TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}
 
 
 def until_target(
-    task_name: str, sampler: str, pruner: str, seed: int, cap: int, data: dict, device: str
+    task_name: str,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    cap: int,
+    data: dict,
+    device: str,
+    verbose: bool = False,
 ):
-    """(trials run, seconds) until the first complete trial meets the target; inf if never."""
+    """(trials run, seconds, best metric) until the first complete trial meets the target;
+    trials and seconds are inf if none did within `cap` trials."""
     metric, target = TARGETS[task_name]
     options = Options(
         trials=cap,
@@ -51,18 +59,25 @@ def until_target(
 
     runner.data = load_data(task, runner.settings, runner.device)
     t0 = time.monotonic()
+    best = -math.inf
     while counts(runner.study)[0] < cap:
         runner._step(None)
+        if verbose:
+            t = runner.study.trials[-1]
+            value = t.user_attrs.get("metrics", {}).get(metric)
+            print(f"  trial {t.number} {t.state.name} {metric} {value} {t.params}", flush=True)
         done = [t for t in runner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if any(t.user_attrs.get("metrics", {}).get(metric, -math.inf) >= target for t in done):
-            return len(runner.study.trials), time.monotonic() - t0
-    return math.inf, math.inf
+        best = max([best] + [t.user_attrs.get("metrics", {}).get(metric, -math.inf) for t in done])
+        if best >= target:
+            return len(runner.study.trials), time.monotonic() - t0, best
+    return math.inf, math.inf, best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="box", choices=sorted(TARGETS))
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="study seeds 0..N-1")
+    parser.add_argument("--seed-list", help="these study seeds instead, e.g. 0,3")
     parser.add_argument("--max-trials", type=int, default=40)
     parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default="cpu", help="cpu | auto | cuda [default: cpu]")
@@ -70,11 +85,13 @@ def main() -> None:
         "--arms", default="default,random", help="which searches to run [default: both]"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 seed, 4 trials")
+    parser.add_argument("--verbose", action="store_true", help="a line per trial as it ends")
     args = parser.parse_args()
     tune_malloc()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     data = {k: int(v) for k, v in (item.split("=") for item in args.data)}
     seeds, cap = (1, 4) if args.smoke else (args.seeds, args.max_trials)
+    seed_list = [int(s) for s in args.seed_list.split(",")] if args.seed_list else range(seeds)
     if args.smoke:
         data |= {
             "box": {"n_train": 256, "n_val": 64, "image_size": 32, "square_size": 6},
@@ -90,16 +107,21 @@ def main() -> None:
     rows = []
     for label, sampler, pruner in [arms[a] for a in chosen]:
         results = []
-        for seed in range(seeds):  # one line per study as it ends, so a cut-off run still tells
-            results.append(until_target(args.task, sampler, pruner, seed, cap, data, args.device))
-            print(f"{label}, study seed {seed}: {results[-1][0]} trials, {results[-1][1]:.1f} s")
+        for seed in seed_list:  # one line per study as it ends, so a cut-off run still tells
+            results.append(
+                until_target(
+                    args.task, sampler, pruner, seed, cap, data, args.device, args.verbose
+                )
+            )
+            n, secs, best = results[-1]
+            print(f"{label}, study seed {seed}: {n} trials, {secs:.1f} s, best {best:.4f}")
         trials = statistics.median(r[0] for r in results)
         seconds = statistics.median(r[1] for r in results)
         reached = sum(math.isfinite(r[0]) for r in results)
         rows.append(
             {
                 "search": label,
-                "reached": f"{reached}/{seeds}",
+                "reached": f"{reached}/{len(results)}",
                 "median_trials": trials,
                 "median_seconds": round(seconds, 1),
             }

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 
+from hpo.cli import parse_data
 from hpo.config import Config
 from hpo.data import resolve_device
 from hpo.perf import tune_malloc
@@ -45,7 +46,7 @@ def main() -> None:
     tune_malloc()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     device = resolve_device(args.device)
-    settings = {k: int(v) for k, v in (item.split("=") for item in args.data)}
+    settings = parse_data(args.data)
     draws, epochs = (2, 1) if args.smoke else (args.draws, args.epochs)
     if args.smoke:
         settings |= {"image_size": 32, "n_train_per_class": 100, "n_val_per_class": 50}

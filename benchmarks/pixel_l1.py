@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from hpo import train as training  # noqa: E402
+from hpo.cli import parse_data
 from hpo.config import Config  # noqa: E402
 from hpo.data import resolve_device  # noqa: E402
 from hpo.perf import tune_malloc  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_malloc()
     device = resolve_device(args.device)
-    data_settings = {k: int(v) for k, v in (item.split("=") for item in args.data)}
+    data_settings = parse_data(args.data)
     seeds, epochs = (1, 1) if args.smoke else (args.seeds, args.epochs)
     if args.smoke:
         data_settings |= {"image_size": 32, "n_train_per_class": 100, "n_val_per_class": 50}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 
+from hpo.cli import parse_data
 from hpo.perf import tune_malloc
 from hpo.study import Options, Runner, counts, resolve_spec
 from hpo.tasks import get_task
@@ -89,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_malloc()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    data = {k: int(v) for k, v in (item.split("=") for item in args.data)}
+    data = parse_data(args.data)
     seeds, cap = (1, 4) if args.smoke else (args.seeds, args.max_trials)
     seed_list = [int(s) for s in args.seed_list.split(",")] if args.seed_list else range(seeds)
     if args.smoke:

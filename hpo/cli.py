@@ -86,7 +86,8 @@ def echo_err(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _parse_data(items: list[str]) -> dict[str, Any]:
+def parse_data(items: list[str]) -> dict[str, Any]:
+    """`--data KEY=VALUE` items -> settings; values parse as JSON (224 -> int), else text."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -220,7 +221,7 @@ def study(
 
     if trials < 1:
         raise UserError(f"--trials must be at least 1 (got {trials})")
-    overrides = _parse_data(data or [])
+    overrides = parse_data(data or [])
     if subset is not None:
         if not 0 < subset <= 1:
             raise UserError(f"--subset must be in (0, 1], got {subset}")

@@ -66,7 +66,13 @@ def until_target(
         if verbose:
             t = runner.study.trials[-1]
             value = t.user_attrs.get("metrics", {}).get(metric)
-            print(f"  trial {t.number} {t.state.name} {metric} {value} {t.params}", flush=True)
+            why = t.user_attrs.get("prune_reason") or t.user_attrs.get("fail_reason") or ""
+            epochs = len(t.intermediate_values)
+            print(
+                f"  trial {t.number} {t.state.name} {metric} {value} after {epochs} epochs"
+                f"{f' ({why})' if why else ''} {t.params}",
+                flush=True,
+            )
         done = [t for t in runner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         best = max([best] + [t.user_attrs.get("metrics", {}).get(metric, -math.inf) for t in done])
         if best >= target:

@@ -19,6 +19,7 @@ from hpo.config import Config
 from hpo.data import TaskData, resolve_device
 from hpo.diagnose import diagnose
 from hpo.errors import UserError, first_line
+from hpo.sampling import RankStoppedByValue
 from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.spec import Spec, default_spec_path, load_spec
 from hpo.storage import mask, open_storage, scrub, storage_url
@@ -141,16 +142,19 @@ def resolve_spec(task_name: str, options: Options) -> Spec:
 
 def make_sampler(name: str, seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
     """TPE (multivariate, grouped for the conditional space, constant liar for parallel
-    workers), random, CMA-ES or GP."""
+    workers, and seeing a pruned trial ranked by the last value it reported: hpo.sampling),
+    random, CMA-ES or GP."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-    if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=n_startup,
-            multivariate=True,
-            group=True,
-            constant_liar=True,
+    if name == "tpe":  # pruned trials ranked by their last value, not below every complete one
+        return RankStoppedByValue(
+            optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=n_startup,
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)

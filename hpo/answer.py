@@ -67,6 +67,14 @@ def differences(original: Config, best: Config, importances: dict[str, float]) -
     return rows
 
 
+def original_epochs_of(study: Any, task_name: str) -> int | None:
+    """The original's replay budget the study was created with (its spec's original_epochs,
+    `--spec` included); for a study from before hpo recorded it, the shipped spec's."""
+    if "original_epochs" in study.user_attrs:
+        return study.user_attrs["original_epochs"]
+    return _spec_original_epochs(task_name)
+
+
 def _spec_original_epochs(task_name: str) -> int | None:
     """original_epochs of the task's shipped spec (box: 10 of the user's 1,000), if any."""
     from hpo.spec import SpecError, default_spec_path, load_spec
@@ -98,8 +106,8 @@ def run(
     except ValueError:
         raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
     best = Config.from_dict(best_trial.user_attrs["config"])
-    if epochs is None:  # the same budget as the study's replay: the spec's original_epochs
-        epochs = _spec_original_epochs(task_name)
+    if epochs is None:  # the same budget as the study's replay: its spec's original_epochs
+        epochs = original_epochs_of(study, task_name)
     original = task.original.replace(
         epochs=min(epochs or task.original.epochs, task.original.epochs)
     )

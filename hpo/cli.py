@@ -400,8 +400,8 @@ def diagnose_cmd(
         int | None,
         typer.Option(
             min=1,
-            help="Cap the original's epochs. [default: the spec's original_epochs, as in the "
-            "study's replay (box: 10 of the user's 1,000), else its own]",
+            help="Cap the original's epochs. [default: the original_epochs of the study's "
+            "spec, as in the study's replay (box: 10 of the user's 1,000), else its own]",
         ),
     ] = None,
     study_name: StudyName = None,

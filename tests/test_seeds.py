@@ -116,8 +116,6 @@ def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
         "--original",
         "--seeds",
         "2",
-        "--epochs",
-        "2",
         "--study-name",
         "answer",
         "--format",
@@ -126,6 +124,7 @@ def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
     assert answer.returncode == 0, answer.stderr
     text = answer.stdout
     assert "### box: what happened" in text
+    # no --epochs: the budget the study's own spec (--spec tiny_spec) gave the original
     assert "Your original config (2 of its 1000 epochs): collapsed to the mean in" in text
     assert "| parameter | original | best | importance |" in text
     assert "Baseline `linear_regression`" in text

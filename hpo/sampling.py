@@ -3,8 +3,9 @@
 Optuna's TPE splits past trials into "good" and "bad" with every complete trial ranked above
 every pruned one, whatever their values. That is safe when pruned trials are the weak ones a
 pruner threw out, but our per-trial time budget also stops trials that were winning, only
-slowly (a conv net at 224 px on a CPU): on the pixel task a trial stopped by `trial_timeout` at
-val 0.87 ranked below 19 complete trials at 0.5-0.6, and TPE followed a noise-level 0.6 instead.
+slowly (a conv net at 224 px on a CPU). In one 20-trial pixel study the best trial (val 0.867,
+a conv net at batch 16) was pruned, most likely by that budget, so TPE ranked it below every
+complete trial at 0.5-0.6 and followed a noise-level 0.6 instead.
 
 `RankStoppedByValue` shows its inner sampler each pruned trial that reported a value as if it
 had completed with that value. Trials a pruner stopped early rank by their value when they were

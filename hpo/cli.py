@@ -277,6 +277,16 @@ def format_summary(s: Any) -> str:
         lines.append(f"            {params}")
     else:
         lines.append("  best      no complete trial yet")
+    if s.cut:
+        c = s.cut
+        lines.append(
+            f"  cut short trial {c['number']}: {s.metric} {_fmt(c['value'])} after {c['epochs']} "
+            f"epoch(s), then pruned ({c['reason']})"
+        )
+        lines.append(
+            "            it beat every complete trial: a larger --trial-timeout (or a GPU) "
+            "lets such a trial finish"
+        )
     if len(s.objectives) > 1:
         from hpo.report import front_lines
 

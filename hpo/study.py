@@ -112,6 +112,8 @@ class Summary:
     stopped: str = ""  # why this run ended early, if it did
     objectives: list[str] = field(default_factory=list)  # metric (+ train_seconds)
     pareto: list[dict[str, Any]] = field(default_factory=list)  # multi-objective front
+    # the best trial the time budget stopped, where it had already beaten every complete one
+    cut: dict[str, Any] | None = None
 
 
 class SurplusTrial(Exception):
@@ -260,6 +262,32 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "seconds": t.duration.total_seconds() if t.duration else None,
         "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
     }
+
+
+def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best trial stopped by its time budget (pruned, with the value of its last epoch)
+    if it beats every complete trial: a candidate `best_trial` does not see, which a larger
+    `--trial-timeout` (or a GPU) would let finish. None otherwise, and in multi-objective
+    studies."""
+    if len(study.directions) != 1:
+        return None
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    cut = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        if t.user_attrs.get("prune_reason", "").startswith("trial_timeout")
+        and t.value is not None
+        and math.isfinite(t.value)
+    ]
+    if not cut:
+        return None
+    top = max(cut, key=lambda t: (sign * t.value, -t.number))
+    try:
+        if sign * top.value <= sign * study.best_value:
+            return None
+    except ValueError:  # no complete trial: the cut one is all there is
+        pass
+    return top
 
 
 def _finite(value: float) -> float | None:
@@ -647,6 +675,7 @@ class Runner:
         finished, _ = counts(self.study)
         best = self._best()
         front = set(pareto_front(self.study))
+        cut = cut_short(self.study)
         if self.tracker is not None and self.parent_id and best:
             self._safe(
                 "parent run",
@@ -667,6 +696,7 @@ class Runner:
             stopped,
             objective_names(self.task, self.options.objectives),
             [trial_record(t) for t in self.study.get_trials(deepcopy=False) if t.number in front],
+            cut=trial_record(cut) | {"epochs": len(cut.intermediate_values)} if cut else None,
         )
 
 

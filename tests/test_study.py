@@ -7,8 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hpo.cli import format_summary
 from hpo.errors import UserError
-from hpo.study import Options, run
+from hpo.study import Options, cut_short, run
 
 from .conftest import write_spec
 
@@ -69,6 +70,31 @@ def test_trial_timeout_prunes_with_reason(scratch):
     trial = optuna.load_study(study_name="box", storage=url).trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert "trial_timeout" in trial.user_attrs["prune_reason"]
+    # tiny data: epochs finished before the budget ran out, so the cut trial has a value, and
+    # with no complete trial the summary names it as what a larger budget would let finish
+    assert trial.intermediate_values and trial.value is not None
+    assert summary.best is None
+    assert summary.cut["number"] == 0 and summary.cut["epochs"] == len(trial.intermediate_values)
+    assert "cut short trial 0" in format_summary(summary)
+
+
+def test_a_cut_trial_is_named_only_when_it_beats_every_complete_one():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.9))
+
+    def pruned(value: float, reason: str):
+        return optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED,
+            value=value,
+            intermediate_values={1: value},
+            user_attrs={"prune_reason": reason},
+        )
+
+    study.add_trial(pruned(0.95, "pruned by hyperband at epoch 1"))  # not a time-budget stop
+    study.add_trial(pruned(0.8, "trial_timeout 480 s: time budget ran out during epoch 4"))
+    assert cut_short(study) is None
+    study.add_trial(pruned(1.0, "trial_timeout 480 s: time budget ran out during epoch 5"))
+    assert cut_short(study).number == 3
 
 
 def test_a_study_of_another_task_is_refused(tiny_spec, scratch):

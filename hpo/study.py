@@ -264,6 +264,9 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
 
 
+TIMEOUT_REASON = "trial_timeout"  # how the reason of a trial stopped by its time budget starts
+
+
 def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best trial stopped by its time budget (pruned, with the value of its last epoch)
     if it beats every complete trial: a candidate `best_trial` does not see, which a larger
@@ -275,7 +278,7 @@ def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     cut = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        if t.user_attrs.get("prune_reason", "").startswith("trial_timeout")
+        if t.user_attrs.get("prune_reason", "").startswith(TIMEOUT_REASON)
         and t.value is not None
         and math.isfinite(t.value)
     ]
@@ -352,7 +355,9 @@ class Objective:
                                 f"pruned by {ctx.spec.pruner} at epoch {epoch}"
                             )
             except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
-                raise optuna.TrialPruned(f"trial_timeout {ctx.spec.trial_timeout:g} s: {e}") from e
+                raise optuna.TrialPruned(
+                    f"{TIMEOUT_REASON} {ctx.spec.trial_timeout:g} s: {e}"
+                ) from e
             trial.set_user_attr("seed_metrics", [t.history[-1] for t in trainers])
             # training time of all seeds and epochs (evaluation excluded): the cost objective
             seconds = sum(h["epoch_seconds"] for t in trainers for h in t.history)

@@ -28,6 +28,20 @@ from hpo.tasks.cifar10_data import (
 )
 
 ROWS = 20  # per batch; the real files have 10,000
+# Published with the release (https://www.cs.toronto.edu/~kriz/cifar.html) and checked by
+# torchvision's CIFAR10 (tgz_md5, train_list, test_list, meta): written out here, not read from
+# the code, so a typo in the code cannot agree with itself.
+PUBLISHED_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+PUBLISHED_FILE_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+NOT_OFFICIAL = "is not the official CIFAR-10 release"
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BATCHES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
 
@@ -127,6 +141,7 @@ def test_load_from_tarball_only(tiny: Tiny, tmp_path: Path, no_network: None) ->
     assert sorted(p.name for p in folder.iterdir()) == sorted([*BATCHES, "batches.meta"])
     assert_matches(tiny, load_cifar10(folder))
     assert any("extracting" in m for m in messages)
+    assert len([m for m in messages if NOT_OFFICIAL in m]) == 1  # checked after extracting too
     # Only the archive and the folder remain: no temp directories left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ARCHIVE, FOLDER])
     # A second call uses the folder as is.
@@ -174,7 +189,7 @@ def test_download_network_error_says_how_to_work_offline(tmp_path: Path) -> None
         ensure_cifar10(tmp_path, url=url)
     message = str(info.value)
     assert message.startswith(f"could not download {url} (")
-    assert f"put {ARCHIVE} (md5 {cd.MD5}" in message and str(tmp_path) in message
+    assert f"put {ARCHIVE} (md5 {PUBLISHED_ARCHIVE_MD5}" in message and str(tmp_path) in message
     assert "\n" not in message
     assert list(tmp_path.iterdir()) == []
 
@@ -195,7 +210,8 @@ def test_corrupt_tarball_in_dir_is_named(tmp_path: Path, no_network: None) -> No
     with pytest.raises(DataError) as info:  # wrong md5: never opened
         ensure_cifar10(tmp_path)
     message = str(info.value)
-    assert str(archive) in message and cd.MD5 in message and md5_of(archive) in message
+    assert str(archive) in message and PUBLISHED_ARCHIVE_MD5 in message
+    assert md5_of(archive) in message
     assert archive.exists()  # the user's file is reported, not deleted
     with pytest.raises(DataError, match=ARCHIVE):  # right md5 but unreadable
         ensure_cifar10(tmp_path, md5=md5_of(archive))
@@ -256,6 +272,105 @@ def test_pickle_that_imports_code_is_refused(tiny: Tiny, tmp_path: Path) -> None
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
     with pytest.raises(DataError, match="data_batch_1"):
         load_cifar10(folder)
+
+
+# --- the published checksums -----------------------------------------------------------------
+
+
+def test_checksums_are_the_published_ones() -> None:
+    assert cd.MD5 == PUBLISHED_ARCHIVE_MD5
+    assert cd.FILE_MD5 == PUBLISHED_FILE_MD5
+    assert set(cd.FILE_MD5) == set(cd.FILES)  # every file of the folder is checked
+
+
+def test_default_archive_md5_is_the_published_one(tiny: Tiny, tmp_path: Path) -> None:
+    shutil.copy(tiny.tarball, tmp_path / ARCHIVE)
+    with pytest.raises(DataError, match=f"expected {PUBLISHED_ARCHIVE_MD5}"):
+        ensure_cifar10(tmp_path, download=False)  # no md5 given: the published one is expected
+
+
+def tiny_md5s(folder: Path) -> dict[str, str]:
+    return {name: md5_of(folder / name) for name in cd.FILES}
+
+
+def test_unofficial_folder_is_used_with_one_notice(
+    tiny: Tiny, tmp_path: Path, no_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(tiny.folder, tmp_path / FOLDER)
+    hashed: list[str] = []
+    real_md5 = cd._md5_of
+
+    def spy(path: Path) -> str:
+        hashed.append(path.name)
+        return real_md5(path)
+
+    monkeypatch.setattr(cd, "_md5_of", spy)
+    messages: list[str] = []
+    folder = ensure_cifar10(tmp_path, download=False, progress=messages.append)
+    assert folder == tmp_path / FOLDER
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert NOT_OFFICIAL in messages[0] and str(folder) in messages[0]
+    assert "not comparable with published" in messages[0]
+    assert all(name in messages[0] for name in cd.FILES)  # none of the tiny files matches
+    assert_matches(tiny, load_cifar10(folder))  # still used
+    assert sorted(hashed) == sorted(cd.FILES)
+    # Judged once per process: a second load neither hashes again nor repeats the notice.
+    assert ensure_cifar10(tmp_path, download=False, progress=messages.append) == folder
+    assert len(messages) == 1 and len(hashed) == len(cd.FILES)
+
+
+def test_notice_names_only_the_files_that_differ(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(tiny.folder, tmp_path / FOLDER)
+    table = tiny_md5s(tmp_path / FOLDER)
+    monkeypatch.setattr(
+        cd, "FILE_MD5", {**table, "data_batch_3": PUBLISHED_FILE_MD5["data_batch_3"]}
+    )
+    messages: list[str] = []
+    ensure_cifar10(tmp_path, download=False, progress=messages.append)
+    assert len(messages) == 1 and NOT_OFFICIAL in messages[0]
+    assert "(data_batch_3 differs from the published md5)" in messages[0]
+    assert not any(name in messages[0] for name in cd.FILES if name != "data_batch_3")
+
+
+def test_official_folder_gives_no_notice(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    shutil.copytree(tiny.folder, tmp_path / FOLDER)
+    # The tiny files stand in for the release: the published table becomes theirs.
+    monkeypatch.setattr(cd, "FILE_MD5", tiny_md5s(tmp_path / FOLDER))
+    messages: list[str] = []
+    folder = ensure_cifar10(tmp_path, download=False, progress=messages.append)
+    assert messages == []
+    assert_matches(tiny, load_cifar10(folder))
+    ensure_cifar10(tmp_path, download=False)  # no progress callback: stderr stays quiet too
+    assert capsys.readouterr().err == ""
+
+
+def test_notice_goes_to_stderr_without_a_progress_callback(
+    tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    shutil.copytree(tiny.folder, tmp_path / FOLDER)
+    ensure_cifar10(tmp_path, download=False)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and NOT_OFFICIAL in err[0]
+
+
+def test_changed_file_is_judged_again(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / FOLDER
+    shutil.copytree(tiny.folder, folder)
+    monkeypatch.setattr(cd, "FILE_MD5", tiny_md5s(folder))
+    messages: list[str] = []
+    ensure_cifar10(tmp_path, download=False, progress=messages.append)
+    assert messages == []
+    # Replaced in place (new size and mtime): the cached verdict no longer applies.
+    other = pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}, protocol=2)
+    (folder / "test_batch").write_bytes(other)
+    ensure_cifar10(tmp_path, download=False, progress=messages.append)
+    assert len(messages) == 1 and "(test_batch differs" in messages[0]
 
 
 # --- unsafe archives --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from hpo.tasks.cifar10 import TASK, split
 from hpo.tasks.cifar10_data import ARCHIVE, FOLDER, DataError, load_cifar10_split, split_indices
 
 from .conftest import ROOT, hpo, write_spec
-from .test_cifar10_data import ROWS, md5_of, write_batches
+from .test_cifar10_data import PUBLISHED_ARCHIVE_MD5, ROWS, md5_of, write_batches
 
 CPU = torch.device("cpu")
 N_TRAIN = 5 * ROWS  # images in the tiny data_batch_1..5
@@ -113,7 +113,8 @@ def test_load_from_tarball(
 
 def test_tarball_with_another_md5_is_refused(source: Source, data_dir: Path) -> None:
     shutil.copy(source.tarball, data_dir / ARCHIVE)  # the real md5 is expected: ours differs
-    with pytest.raises(DataError, match="is corrupt: md5"):
+    expected = f"is corrupt: md5 {source.md5}, expected {PUBLISHED_ARCHIVE_MD5};"
+    with pytest.raises(DataError, match=expected):
         TASK.load(TASK.settings(), CPU)
 
 

@@ -37,6 +37,7 @@ def flip_crop(
     generator: torch.Generator | None = None,
     flip: bool = True,
     crop: bool = True,
+    flips: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Randomly flip half the images of `x` (N, C, H, W) and crop each after reflect-padding.
 
@@ -45,7 +46,8 @@ def flip_crop(
     result has the shape, dtype and device of `x`. Random numbers come from `generator`, which
     must live on x's device; the same generator state gives the same result. Equal to
     `crop(F.pad(hflip(x, mask), (pad,) * 4, mode="reflect"), dy, dx, H, W)` for the draws
-    mask, dy, dx made in that order.
+    mask, dy, dx made in that order. `flips` (bool, (N,)) gives the flips instead of drawing
+    them (alternating flips), and then only the crop offsets are drawn.
     """
     if x.dim() != 4:
         raise ValueError(f"expected an (N, C, H, W) batch, got shape {tuple(x.shape)}")
@@ -53,8 +55,8 @@ def flip_crop(
         raise ValueError(f"pad must be non-negative, got {pad}")
     n, _, h, w = x.shape
     device = x.device
-    mask = None
-    if flip:
+    mask = flips
+    if flip and mask is None:
         mask = torch.randint(0, 2, (n,), generator=generator, device=device).bool()
     if crop and pad > 0:
         if pad >= min(h, w):

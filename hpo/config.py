@@ -9,9 +9,15 @@ from typing import Any
 ACTIVATIONS = ("relu", "gelu", "sigmoid", "tanh")
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle", "keras_decay")
-DOWNSAMPLES = ("stride", "pool", "none")
+# pool_first: max-pool right after a block's first conv, before its norm and activation, so
+# those and the block's later convs run on a quarter of the pixels (airbench's conv groups)
+DOWNSAMPLES = ("stride", "pool", "pool_first", "none")
 GLOBAL_POOLS = ("none", "avg", "max")  # max: "is the feature anywhere?" (pixel)
-INITS = ("torch", "glorot")  # glorot = Keras' glorot_uniform weights + zero biases
+# glorot = Keras' glorot_uniform weights + zero biases; dirac = torch's, then each conv starts
+# as the identity on its first min(in, out) channels (airbench), so a deep stack starts shallow
+INITS = ("torch", "glorot", "dirac")
+STEMS = ("none", "whiten")
+FLIPS = ("random", "alternating")
 INPUT_NORMS = ("unit", "centred")  # pixels / 255 in [0, 1], or centred on 0 in [-1, 1]
 _COUNT_NAMES = {"conv_channels": "depth", "dense_units": "dense_layers"}  # same names as space
 
@@ -24,6 +30,12 @@ class Config:
     # original); "centred" = 2 p / 255 - 1 in [-1, 1]. Zero-mean inputs keep a layer's weight
     # gradients from all sharing one sign, which is what lets SGD move on 150k noisy inputs.
     input_norm: str = "unit"
+    # "whiten": a first 2x2 conv (no padding) whose 24 filters are the +/- eigenvectors of the
+    # training images' 2x2 patch covariance, scaled to unit variance: fitted from data before
+    # training, then frozen (its bias trains for stem_bias_epochs). Decorrelated inputs make the
+    # first epochs count (airbench; Page's "How to train your ResNet" part 7).
+    stem: str = "none"
+    stem_bias_epochs: int = 3  # epochs the whitening bias trains before it is frozen
     # conv trunk: one entry per block; () means dense-only (SEEDS.md §1: box is linear)
     conv_channels: tuple[int, ...] = ()  # output channels of each block
     conv_kernel: tuple[int, ...] = ()  # kernel size of each block (square)
@@ -40,10 +52,16 @@ class Config:
     out_units: int = 0  # output units; 0 = the task's natural number
     activation: str = "relu"
     batch_norm: bool = False  # after every conv and hidden dense layer
+    bn_scale: bool = True  # learn batch norm's per-channel scale; False = shift only (airbench)
+    bn_momentum: float = 0.1  # running-statistics update weight (torch semantics; airbench 0.4)
+    logit_scale: float = 1.0  # outputs x this (airbench: 1/9, a softer softmax early on)
     init: str = "torch"
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3  # peak learning rate
+    # lr multiplier for batch norm parameters, whose weight decay is divided by it so that their
+    # decay per step stays that of the other weights (airbench: 64 on its BN biases)
+    bn_lr_scale: float = 1.0
     momentum: float = 0.9  # SGD only
     nesterov: bool = False  # SGD only
     weight_decay: float = 0.0  # L2 (SGD, Adadelta) / decoupled for none: torch semantics
@@ -55,11 +73,31 @@ class Config:
     l1: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0  # linear warm-up (cosine); onecycle sets its own
+    # onecycle: linear from lr_start x lr to lr at lr_peak_at of all steps, then linear down to
+    # lr_end x lr (Page: 0, 0.25 (here; 5 of 24 epochs there), 0; airbench: 0.2, 0.23, 0.07)
+    lr_start: float = 0.0
+    lr_peak_at: float = 0.25
+    lr_end: float = 0.0
     lr_decay: float = 0.0  # keras_decay: lr / (1 + lr_decay * step), Keras' `decay`
     label_smoothing: float = 0.0  # classification only
     batch_size: int = 128
+    # Small data (--subset on a CPU): when an epoch would have fewer steps than this, the batch
+    # is halved until it has them (down to 16), and SGD's lr scaled with it (linear scaling;
+    # Adam's and Adadelta's lr stay), so a recipe tuned for 45,000 images keeps its number of
+    # updates on 4,500. 0 = off. See scaled_to.
+    min_steps_per_epoch: int = 0
     epochs: int = 10
-    augment: bool = False  # random crop (reflect pad 4) + horizontal flip, per batch
+    augment: bool = False  # random crop (reflect pad aug_pad) + horizontal flip, per batch
+    aug_pad: int = 4  # crop translation in pixels (Page: 4; airbench: 2)
+    # "alternating": each image gets a random flip once, then every other epoch flips all of
+    # them, so consecutive epochs always see both mirror images (airbench)
+    aug_flip: str = "random"
+    # Averaged weights: every 5 steps the weights move to an average of themselves and their
+    # past, with a weight that grows from 0 to 0.77 as the cubed progress (airbench's lookahead)
+    lookahead: bool = False
+    # test-time augmentation at evaluation: 0 none; 1 average the logits of the image and its
+    # mirror; 2 also of 1-pixel translations (airbench's levels)
+    tta: int = 0
 
     def params(self) -> dict[str, Any]:
         """Flat, stable snake_case params (conv_channels_0, ...) for MLflow and reports."""
@@ -106,6 +144,8 @@ class Config:
             ("downsample", self.downsample, DOWNSAMPLES),
             ("init", self.init, INITS),
             ("input_norm", self.input_norm, INPUT_NORMS),
+            ("stem", self.stem, STEMS),
+            ("aug_flip", self.aug_flip, FLIPS),
             ("global_pool", self.global_pool, GLOBAL_POOLS),
         ]:
             if value not in allowed:
@@ -116,10 +156,34 @@ class Config:
             raise ValueError("lr, batch_size and epochs must be positive")
         if not self.l1 >= 0.0:
             raise ValueError("l1 must be >= 0")
+        if self.tta not in (0, 1, 2):
+            raise ValueError(f"tta must be 0, 1 or 2, got {self.tta!r}")
+        if not (self.logit_scale > 0 and self.bn_lr_scale > 0):
+            raise ValueError("logit_scale and bn_lr_scale must be positive")
+        if not 0.0 < self.bn_momentum <= 1.0:
+            raise ValueError("bn_momentum must be in (0, 1]")
+        if not (0.0 < self.lr_peak_at <= 1.0 and self.lr_start >= 0 and self.lr_end >= 0):
+            raise ValueError("lr_peak_at must be in (0, 1], lr_start and lr_end >= 0")
+        if self.aug_pad < 0 or self.stem_bias_epochs < 0 or self.min_steps_per_epoch < 0:
+            raise ValueError("aug_pad, stem_bias_epochs and min_steps_per_epoch must be >= 0")
         for name in ("conv_dropout", "dense_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
         return self
+
+    def scaled_to(self, n_train: int) -> Config:
+        """This config for `n_train` training images (min_steps_per_epoch; else itself)."""
+        batch = self.batch_size
+        while (
+            self.min_steps_per_epoch
+            and batch > 16
+            and -(-n_train // batch) < (self.min_steps_per_epoch)
+        ):
+            batch //= 2
+        if batch == self.batch_size:
+            return self
+        lr = self.lr * batch / self.batch_size if self.optimizer == "sgd" else self.lr
+        return self.replace(batch_size=batch, lr=lr)
 
     def replace(self, **changes: Any) -> Config:
         """dataclasses.replace, validated."""

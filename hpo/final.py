@@ -14,6 +14,7 @@ from hpo.data import Split, TaskData, resolve_device
 from hpo.errors import UserError
 from hpo.report import load
 from hpo.study import best_trial as best_trial_of
+from hpo.study import scaling_note
 from hpo.tasks import get_task
 
 Echo = Callable[[str], None]
@@ -79,6 +80,8 @@ def retrain_and_register(
     both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
     full = TaskData(both, data.val, data.kind, data.n_outputs)
     echo(f"retraining {source} on train + validation ({len(both)} images, {config.epochs} epochs)")
+    if (used := config.scaled_to(len(both))) != config:
+        echo(scaling_note(config, used, len(both)))
     t0 = time.monotonic()
     result = train(
         config,

@@ -76,17 +76,37 @@ def suggest(trial: Any, spec: Spec, base: Config) -> Config:
     opt["schedule"] = schedule
     if schedule == "cosine":
         opt["warmup_epochs"] = get("warmup_epochs", base.warmup_epochs)
+    if schedule == "onecycle":
+        for name in ("lr_start", "lr_peak_at", "lr_end"):
+            opt[name] = get(name, getattr(base, name))
+    batch_norm = get("batch_norm", base.batch_norm)
+    norm: dict[str, Any] = {"batch_norm": batch_norm}
+    if batch_norm:
+        for name in ("bn_scale", "bn_momentum", "bn_lr_scale"):
+            norm[name] = get(name, getattr(base, name))
+    augment = get("augment", base.augment)
+    aug: dict[str, Any] = {"augment": augment}
+    if augment:
+        aug |= {
+            "aug_pad": get("aug_pad", base.aug_pad),
+            "aug_flip": get("aug_flip", base.aug_flip),
+        }
     return base.replace(
         input_norm=get("input_norm", base.input_norm),
         **trunk,
         **head,
         **opt,
+        stem=get("stem", base.stem),
+        init=get("init", base.init),
         activation=get("activation", base.activation),
-        batch_norm=get("batch_norm", base.batch_norm),
+        **norm,
+        logit_scale=get("logit_scale", base.logit_scale),
         label_smoothing=get("label_smoothing", base.label_smoothing),
         batch_size=get("batch_size", base.batch_size),
         epochs=get("epochs", spec.epochs),
-        augment=get("augment", base.augment),
+        **aug,
+        lookahead=get("lookahead", base.lookahead),
+        tta=get("tta", base.tta),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,20 @@ SPACE_KEYS: dict[str, type] = {
     "epochs": int,
     "augment": bool,
     "width": float,  # multiplier on every conv_channels_i (scales a fixed architecture)
+    # what the fast CIFAR-10 recipes add (hpo.config.Config says what each one does)
+    "stem": str,  # "none" | "whiten"
+    "init": str,  # "torch" | "glorot" | "dirac"
+    "bn_scale": bool,
+    "bn_momentum": float,
+    "bn_lr_scale": float,
+    "logit_scale": float,
+    "lr_start": float,  # onecycle only
+    "lr_peak_at": float,  # onecycle only
+    "lr_end": float,  # onecycle only
+    "aug_pad": int,  # with augment only
+    "aug_flip": str,  # with augment only
+    "lookahead": bool,
+    "tta": int,
 }
 STUDY_KEYS = {
     "sampler",
@@ -54,7 +68,11 @@ STUDY_KEYS = {
     "seeds",
     "objective",
     "n_startup_trials",
+    "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
 }
+
+
+PER_BLOCK = ("conv_channels", "conv_kernel", "dense_units")  # suggested as name_i
 
 
 class SpecError(UserError):
@@ -92,6 +110,8 @@ class Spec:
     seeds: int = 1  # seeds each config is trained under
     objective: str = "mean"  # over seeds: "mean" or "worst"
     n_startup_trials: int = 10  # random trials before TPE / GP model the space
+    # params of a first trial that every new study of this spec runs (from [study] enqueue)
+    enqueue: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
     space: dict[str, Param] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)  # Config fields fixed for every trial
@@ -115,6 +135,28 @@ def load_spec(path: str | Path) -> Spec:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from None
     return parse_spec(raw, str(path))
+
+
+def enqueued_params(spec: Spec, other: Spec, where: str) -> dict[str, Any]:
+    """The values of `other` (a spec whose knobs are fixed) for every knob that `spec`
+    searches, checked to lie in `spec`'s space, so that they make one trial of it."""
+    out: dict[str, Any] = {}
+    for name, param in spec.space.items():
+        mine = other.space.get(name)
+        if param.fixed or name in PER_BLOCK or mine is None:
+            continue
+        if not mine.fixed:
+            raise SpecError(f"{where}: [study] enqueue: {name} is searched there, not fixed")
+        value = mine.value
+        inside = (
+            value in param.choices
+            if param.choices is not None
+            else param.low <= value <= param.high  # type: ignore[operator]
+        )
+        if not inside:
+            raise SpecError(f"{where}: [study] enqueue: {name} = {value!r} is outside [space]")
+        out[name] = value
+    return out
 
 
 def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
@@ -154,9 +196,16 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         Config.from_dict(base)
     except (TypeError, ValueError) as e:
         raise fail(f"[base] {e}") from None
-    return Spec(
+    enqueue = kw.pop("enqueue", None)
+    spec = Spec(
         task=task, path=where, data=_table(raw, "data", fail), space=space, base=base, **kw
     )
+    if enqueue is None:
+        return spec
+    other = load_spec(Path(where).parent / enqueue)
+    if other.task != task:
+        raise fail(f"[study] enqueue: {enqueue} is a spec of task {other.task!r}")
+    return replace(spec, enqueue=enqueued_params(spec, other, where))
 
 
 def _table(raw: dict[str, Any], key: str, fail) -> dict[str, Any]:
@@ -176,6 +225,8 @@ def _study_value(key: str, value: Any, fail) -> Any:
     if key in ("epochs", "original_epochs", "seeds", "n_startup_trials"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise fail(f"[study] {key} must be a positive integer, got {value!r}")
+    if key == "enqueue" and not (isinstance(value, str) and value):
+        raise fail(f"[study] enqueue must be the path of a spec file, got {value!r}")
     if key == "trial_timeout":
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise fail(

@@ -293,6 +293,15 @@ def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return top
 
 
+def scaling_note(asked: Config, used: Config, n_train: int) -> str:
+    """One line: how min_steps_per_epoch changed a config for `n_train` images."""
+    return (
+        f"note: {n_train} training images: batch {asked.batch_size} -> {used.batch_size} and "
+        f"lr {asked.lr:g} -> {used.lr:g}, so that an epoch keeps >= "
+        f"{asked.min_steps_per_epoch} steps (min_steps_per_epoch)"
+    )
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -340,6 +349,7 @@ class Objective:
                 )
                 for s in seeds
             ]
+            ctx.note_scaling(config, trainers[0].config)
             try:
                 for epoch in range(1, config.epochs + 1):
                     per_seed = [t.run_epoch() for t in trainers]
@@ -410,6 +420,14 @@ class Runner:
         self.current: int | None = None  # storage id of this worker's running trial
         self.baseline_metrics: dict[str, dict[str, float]] = {}
         self.estimated = False  # the CPU duration estimate is printed once per process
+        self.scaling_noted = False  # likewise the small-data batch note
+
+    def note_scaling(self, asked: Config, used: Config) -> None:
+        """Once per process: say that small data made a trial's batch (and SGD lr) smaller."""
+        if self.scaling_noted or used.batch_size == asked.batch_size:
+            return
+        self.scaling_noted = True
+        self.echo(scaling_note(asked, used, len(self.data.train)))
 
     def finished_so_far(self) -> int:
         return counts(self.study)[0]
@@ -529,6 +547,8 @@ class Runner:
             pruner,
             o.objectives,
         )
+        if created and spec.enqueue:  # the spec's known-good point is trial 0
+            self.study.enqueue_trial(spec.enqueue, skip_if_exists=True)
         if o.tracking:
             from hpo.tracking import Tracker
 

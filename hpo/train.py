@@ -11,9 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpo.augment import flip_crop
 from hpo.config import Config
 from hpo.data import Split, TaskData, batch_indices, to_float
 from hpo.models import Net, build_model
+
+STEM_FIT_IMAGES = 5_000  # images the whitening stem is fitted on (airbench: 5,000)
+LOOKAHEAD_EVERY = 5  # steps between weight averages (airbench)
 
 Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise to stop
 
@@ -103,21 +107,34 @@ class Trainer:
         device: torch.device,
         seed: int = 0,
         deadline: float | None = None,
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        augment: bool = False,
         validate: bool = True,
     ) -> None:
+        config = config.scaled_to(len(data.train))  # smaller batch on small data, if asked
         self.config, self.data, self.device = config, data, device
         self.deadline, self.validate = deadline, validate
-        self.augment = augment if config.augment else None
+        self.augment = augment and config.augment  # the task's images can be flipped/cropped
+        if device.type == "cuda":
+            # cuDNN picks the fastest kernels per shape once and caches them for the process
+            torch.backends.cudnn.benchmark = True
         torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
         model = build_model(config, data.image_shape, data.n_outputs).to(device)
         self.channels_last = device.type == "cuda" and bool(config.conv_channels)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        self.stem = model.stem()
+        if self.stem is not None:
+            self.stem.fit(to_float(data.train.x[:STEM_FIT_IMAGES]))
         self.model = model
         self.optimizer = make_optimizer(config, model)
         self.shuffle = torch.Generator(device=device).manual_seed(seed)
         self.n = len(data.train)
+        self.flip_bits = None
+        if self.augment and config.aug_flip == "alternating":  # each image's flip at epoch 1
+            self.flip_bits = (
+                torch.randint(0, 2, (self.n,), generator=self.shuffle, device=device) == 1
+            )
+        self.averaged = Lookahead(model) if config.lookahead else None
         self.steps_per_epoch = math.ceil(self.n / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.eval_batch = (
@@ -138,6 +155,8 @@ class Trainer:
         """Train one epoch, then evaluate; returns (and records) the epoch's metrics."""
         config, data, model, optimizer = self.config, self.data, self.model, self.optimizer
         epoch = len(self.history) + 1
+        if self.stem is not None:
+            self.stem.conv.bias.requires_grad_(epoch <= config.stem_bias_epochs)
         # train one epoch
         model.train()
         t0 = time.monotonic()
@@ -148,8 +167,11 @@ class Trainer:
             if not self.fixed_lr:
                 set_lr(optimizer, config, self.step, self.total_steps, self.steps_per_epoch)
             x = to_float(data.train.x[idx], self.channels_last)
-            if self.augment is not None:
-                x = self.augment(x, self.shuffle)
+            if self.augment:
+                flips = None  # random
+                if self.flip_bits is not None:  # every other epoch, every image flips
+                    flips = self.flip_bits[idx] ^ (epoch % 2 == 0)
+                x = flip_crop(x, pad=config.aug_pad, generator=self.shuffle, flips=flips)
             with _autocast(self.device):
                 out = model(x)
             loss = _loss(config, data.kind, out.float(), data.train.y[idx])
@@ -162,6 +184,11 @@ class Trainer:
                 shrink_l1(self.l1_weights, l1_thresholds(optimizer, self.l1_weights, config.l1))
             loss_sum.add_(loss.detach(), alpha=idx.numel())
             self.step += 1
+            if self.averaged is not None:
+                if self.step % LOOKAHEAD_EVERY == 0:
+                    self.averaged.update(lookahead_decay(self.step, self.total_steps))
+                if self.step == self.total_steps:
+                    self.averaged.update(1.0)  # end on the average itself
             if (i + 1) % self.check_every == 0 and not torch.isfinite(loss_sum):
                 raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
             if self.deadline is not None and time.monotonic() > self.deadline:
@@ -193,7 +220,7 @@ def train(
     seed: int = 0,
     report: Report | None = None,
     deadline: float | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    augment: bool = False,
     keep_model: bool = False,
     validate: bool = True,
 ) -> Result:
@@ -201,6 +228,7 @@ def train(
 
     `report(epoch, metrics)` is called once per epoch (1-based) and may raise to stop the run
     (pruning). `deadline` is a time.monotonic() value after which OutOfTime is raised.
+    `augment`: whether the task's images may be flipped and cropped (when config.augment).
     """
     start = time.monotonic()
     trainer = Trainer(
@@ -279,9 +307,51 @@ def shrink_l1(
             w.mul_((before / after.clamp_min(1e-12)).view(-1, *(1,) * (w.dim() - 1)))
 
 
+class Lookahead:
+    """A running average of the weights (and batch-norm statistics) that the weights are reset
+    to at each update: w_avg <- decay w_avg + (1 - decay) w; w <- w_avg (airbench)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.live = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.average = [t.detach().clone() for t in self.live]
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        torch._foreach_lerp_(self.average, self.live, 1.0 - decay)
+        torch._foreach_copy_(self.live, self.average)
+
+
+def lookahead_decay(step: int, total_steps: int) -> float:
+    """Weight of the past average at `step`: 0.95^5 (step / total)^3, i.e. ~0 for the first
+    half of training and 0.77 at the end (airbench's schedule)."""
+    return 0.95**LOOKAHEAD_EVERY * (step / total_steps) ** 3
+
+
 def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) / Adam / Adadelta with the config's lr and weight decay."""
-    params = model.parameters()
+    """SGD (momentum, Nesterov) / Adam / Adadelta with the config's lr and weight decay.
+
+    Two parameter groups: the weights, then batch norm's parameters at bn_lr_scale x the lr and
+    weight decay / bn_lr_scale (the same decay per step). Frozen parameters are left out.
+    """
+    norm_ids = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)
+        for p in m.parameters()
+    }
+    # the whitening stem's bias counts: it trains for the first epochs (then has no gradient,
+    # which every torch optimizer skips); its frozen weight does not
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in norm_ids], "lr_scale": 1.0},
+        {
+            "params": [p for p in trainable if id(p) in norm_ids],
+            "lr": config.lr * config.bn_lr_scale,
+            "weight_decay": config.weight_decay / config.bn_lr_scale,
+            "lr_scale": config.bn_lr_scale,
+        },
+    ]
+    params = [g for g in groups if g["params"]]
     if config.optimizer == "sgd":
         nesterov = config.nesterov and config.momentum > 0  # torch rejects Nesterov w/o momentum
         return torch.optim.SGD(
@@ -301,11 +371,12 @@ def lr_factor(config: Config, step: int, total_steps: int, steps_per_epoch: int)
     """Multiplier on the peak lr at optimiser step `step` (0-based)."""
     if config.schedule == "keras_decay":
         return 1.0 / (1.0 + config.lr_decay * step)
-    if config.schedule == "onecycle":  # triangular: up for the first 25 %, then down to 0
-        peak = 0.25 * total_steps
+    if config.schedule == "onecycle":  # linear up to lr_peak_at of the steps, then down
+        peak = config.lr_peak_at * total_steps
+        start, end = config.lr_start, config.lr_end
         if step < peak:
-            return (step + 1) / peak
-        return max(0.0, (total_steps - step) / max(total_steps - peak, 1))
+            return start + (1.0 - start) * (step + 1) / peak
+        return end + (1.0 - end) * max(0.0, (total_steps - step) / max(total_steps - peak, 1))
     if config.schedule == "cosine":
         warmup = config.warmup_epochs * steps_per_epoch
         if step < warmup:
@@ -318,7 +389,7 @@ def lr_factor(config: Config, step: int, total_steps: int, steps_per_epoch: int)
 def set_lr(optimizer, config: Config, step: int, total_steps: int, steps_per_epoch: int) -> None:
     lr = config.lr * lr_factor(config, step, total_steps, steps_per_epoch)
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def _loss(config: Config, kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

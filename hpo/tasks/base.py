@@ -30,10 +30,9 @@ class Task:
     _load: Callable[[dict[str, Any]], tuple[Split, Split]] = field(repr=False)
     _load_test: Callable[[dict[str, Any]], Split] = field(repr=False)
     sizes: Callable[[dict[str, Any]], dict[str, int]] = field(repr=False)
-    # batch-level augmentation (x float on the device, generator) -> x, used when config.augment
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = field(
-        default=None, repr=False
-    )
+    # images that a flip and a translation leave in their class: config.augment applies
+    # (hpo.augment.flip_crop, its padding and flip mode from the config)
+    augment: bool = False
 
     def settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated by `overrides`, type-checked against the defaults."""

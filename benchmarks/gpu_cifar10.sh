@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The cifar10 GPU checks of issue 15 as one time-capped call (<= 9 minutes on one H100):
+#   recipe  benchmarks/cifar10_recipe.py: speed (hpo loop vs bare loop vs the reference, one
+#           run), the recipe's test accuracy over seeds and one ablation row per ingredient
+#   study   hpo study cifar10 --trials 200 (capped by STUDY_SECONDS), hpo train --best, report
+# Usage: bash benchmarks/gpu_cifar10.sh [recipe] [study]     (default: both)
+#
+# A lent GPU machine has no network and gets only the checkout, so two ignored folders travel
+# with it (name both in `carry`):
+#   .whl/  optuna, mlflow and what they need that the GPU image lacks (see benchmarks/gpu.sh)
+#   .gpu/  cifar10-jpeg.npz and build.py from ../shared/cifar10 (the real images), and,
+#          optionally, a reference trainer as .gpu/reference/airbench94.py (from the public
+#          cifar10-airbench repository's legacy/airbench94.py, with its run count lowered; it is
+#          never committed). benchmarks/prepare_gpu.sh fills .gpu/.
+# Every step is capped with `timeout` and logs to $OUT, so a cut-off run still reports.
+set -u
+REPO=$PWD
+export PYTHONUNBUFFERED=1 HPO_CACHE_DIR=/tmp/hpo-cache
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+STUDY_SECONDS=${STUDY_SECONDS:-300}
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$REPO
+else
+  export PYTHONPATH=$REPO
+fi
+step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
+python3 -c "import torch, optuna, mlflow; print('torch', torch.__version__, 'optuna', optuna.__version__, 'mlflow', mlflow.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+
+step "the real images: build.py"
+DATA=/tmp/cifar10
+python3 .gpu/build.py "$DATA" > /dev/null || { echo "build.py failed"; exit 1; }
+export HPO_DATA_DIR=$DATA
+if [ -f .gpu/reference/airbench94.py ]; then
+  # the reference reads cifar10/{train,test}.pt beside itself: the same images, HWC uint8
+  python3 - <<'EOF'
+import torch
+from hpo.tasks.cifar10_data import FOLDER, label_names, load_cifar10_split
+folder = f"/tmp/cifar10/{FOLDER}"
+import os
+os.makedirs(".gpu/reference/cifar10", exist_ok=True)
+for split, name in (("train", "train.pt"), ("test", "test.pt")):
+    x, y = load_cifar10_split(folder, split)
+    torch.save({"images": torch.from_numpy(x).permute(0, 2, 3, 1).contiguous(),
+                "labels": torch.from_numpy(y), "classes": label_names(folder)},
+               f".gpu/reference/cifar10/{name}")
+EOF
+  REF=(--reference .gpu/reference/airbench94.py)
+else
+  REF=()
+fi
+
+W=/tmp/hpo-work; mkdir -p $W
+parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(recipe study)
+for part in "${parts[@]}"; do
+  case $part in
+  recipe)
+    step "the recipe: speed beside a bare loop and the reference, accuracy, ablations"
+    timeout 200 python3 benchmarks/cifar10_recipe.py --device cuda --seeds 3 --ablate \
+      --speed 2 "${REF[@]}" 2>&1 | tee "$OUT/cifar10_recipe.log"
+    cp benchmarks/out/cifar10_recipe_cuda.csv "$OUT/" 2>/dev/null ;;
+  study)
+    step "hpo study cifar10 --trials 200 (at most ${STUDY_SECONDS} s), then hpo train --best"
+    cd $W
+    s0=$SECONDS
+    timeout $((STUDY_SECONDS + 90)) python3 -m hpo study cifar10 --trials 200 \
+      --timeout "$STUDY_SECONDS" --seed 0 2>&1 | tee "$OUT/cifar10_study.log" | grep -v "epoch "
+    echo "hpo study cifar10: wall $((SECONDS - s0)) s" | tee -a "$OUT/cifar10_study.log"
+    timeout 60 python3 -m hpo train cifar10 --best 2>&1 | tee "$OUT/cifar10_train_best.log"
+    python3 -m hpo report cifar10 --format json > "$OUT/cifar10_report.json"
+    python3 -m hpo report cifar10 2>&1 | head -30
+    cd "$REPO" ;;
+  *) echo "unknown part $part (recipe | study)"; exit 2 ;;
+  esac
+done
+step "done"

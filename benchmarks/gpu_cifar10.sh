@@ -59,7 +59,7 @@ for part in "${parts[@]}"; do
   recipe)
     step "the recipe: speed beside a bare loop and the reference, accuracy, ablations"
     timeout 200 python3 benchmarks/cifar10_recipe.py --device cuda --seeds 3 --ablate \
-      --speed 2 "${REF[@]}" 2>&1 | tee "$OUT/cifar10_recipe.log"
+      --speed 3 "${REF[@]}" 2>&1 | tee "$OUT/cifar10_recipe.log"
     cp benchmarks/out/cifar10_recipe_cuda.csv "$OUT/" 2>/dev/null ;;
   study)
     step "hpo study cifar10 --trials 200 (at most ${STUDY_SECONDS} s), then hpo train --best"

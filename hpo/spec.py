@@ -69,6 +69,7 @@ STUDY_KEYS = {
     "objective",
     "n_startup_trials",
     "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
+    "trial_timeout_device",  # "any" | "cuda": where trial_timeout applies
 }
 
 
@@ -106,6 +107,9 @@ class Spec:
     pruner: str = "hyperband"
     epochs: int = 10  # epochs per trial, the pruner's maximum resource
     trial_timeout: float | None = None  # seconds; a longer trial is stopped and pruned
+    # "cuda": trial_timeout was sized for a GPU and is not applied on a CPU (there a trial takes
+    # 100x longer; --trial-timeout still sets one); "any": it applies everywhere
+    trial_timeout_device: str = "any"
     original_epochs: int | None = None  # replay budget for the original; None = its own
     seeds: int = 1  # seeds each config is trained under
     objective: str = "mean"  # over seeds: "mean" or "worst"
@@ -225,6 +229,8 @@ def _study_value(key: str, value: Any, fail) -> Any:
     if key in ("epochs", "original_epochs", "seeds", "n_startup_trials"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise fail(f"[study] {key} must be a positive integer, got {value!r}")
+    if key == "trial_timeout_device" and value not in ("any", "cuda"):
+        raise fail(f"[study] trial_timeout_device must be 'any' or 'cuda', got {value!r}")
     if key == "enqueue" and not (isinstance(value, str) and value):
         raise fail(f"[study] enqueue must be the path of a spec file, got {value!r}")
     if key == "trial_timeout":

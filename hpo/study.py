@@ -408,6 +408,17 @@ class Runner:
             self.settings = task.settings(spec.data)
         except ValueError as e:
             raise UserError(str(e)) from None
+        if (
+            spec.trial_timeout
+            and spec.trial_timeout_device == "cuda"
+            and self.device.type != "cuda"
+            and options.trial_timeout is None
+        ):
+            echo(
+                f"note: the spec's trial_timeout ({spec.trial_timeout:g} s) is sized for a GPU "
+                "and is off on this device; --trial-timeout sets one"
+            )
+            spec = self.spec = replace(spec, trial_timeout=None)
         self.base = Config.from_dict(spec.base) if spec.base else Config()
         self.budget = options.trials
         self.multi = len(options.objectives) > 1

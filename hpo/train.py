@@ -200,7 +200,12 @@ class Trainer:
         # evaluate
         metrics = {"train_loss": train_loss}
         if self.validate:  # off for the final retrain on train + validation
+            # Test-time augmentation (6 forward passes an image at tta 2) only at the last
+            # epoch: the pruner compares every trial on plain predictions at its rungs, and
+            # earlier epochs cost one pass (on an H100, 0.07 s an epoch of a 3 s trial).
+            model.tta = config.tta if epoch == config.epochs else 0
             metrics |= evaluate(model, data.val, data.kind, self.eval_batch)
+            model.tta = config.tta
             if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
                 raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
         metrics |= {

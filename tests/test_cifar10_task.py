@@ -269,7 +269,7 @@ def test_known_good_spec_is_fixed_and_the_search_starts_from_it() -> None:
 
 def test_search_spec_samples_buildable_configs() -> None:
     spec = load_spec(ROOT / "studies" / "cifar10.toml")
-    assert spec.task == "cifar10" and spec.epochs == 10 and spec.trial_timeout == 20
+    assert spec.task == "cifar10" and spec.epochs == 10 and spec.trial_timeout == 12
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
     )

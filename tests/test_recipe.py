@@ -223,3 +223,39 @@ def test_enqueue_outside_the_space_is_one_line(tmp_path) -> None:
         parse_spec(raw, str(tmp_path / "search.toml"))
     (tmp_path / "point.toml").write_text('task = "cifar10"\n[space]\nlr = 0.5\n')
     assert parse_spec(raw, str(tmp_path / "search.toml")).enqueue == {"lr": 0.5}
+
+
+def test_tta_only_at_the_last_epochs_validation() -> None:
+    config = RECIPE.replace(stem="none", tta=2, epochs=2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    data = TaskData(Split(x, y), Split(x[:16], y[:16]), "classification", 10)
+    trainer = Trainer(config, data, device=CPU, augment=True)
+    levels: list[tuple[int, int]] = []
+    trainer.model.register_forward_pre_hook(
+        lambda m, args: None if m.training else levels.append((len(trainer.history), m.tta))
+    )
+    trainer.run_epoch()
+    trainer.run_epoch()
+    assert {level for done, level in levels if done == 0} == {0}  # epoch 1: plain
+    assert {level for done, level in levels if done == 1} == {2}  # the last: with tta
+    assert trainer.model.tta == 2  # a saved model predicts as it was finally evaluated
+
+
+def test_a_gpu_sized_trial_timeout_is_off_on_the_cpu() -> None:
+    from hpo.study import Options, Runner
+    from hpo.tasks import get_task
+
+    raw = {"task": "box", "study": {"trial_timeout": 12, "trial_timeout_device": "cuda"}}
+    spec = parse_spec(raw)
+    lines: list[str] = []
+    runner = Runner(get_task("box"), spec, Options(device="cpu"), lines.append)
+    assert runner.spec.trial_timeout is None and "sized for a GPU" in lines[0]
+    kept = Runner(get_task("box"), spec, Options(device="cpu", trial_timeout=5), print)
+    assert kept.spec.trial_timeout == 12  # resolve_spec lays --trial-timeout over the spec
+    assert (
+        parse_spec({"task": "box", "study": {"trial_timeout": 12}}).trial_timeout_device == "any"
+    )
+    with pytest.raises(SpecError, match="trial_timeout_device"):
+        parse_spec({"task": "box", "study": {"trial_timeout_device": "tpu"}})

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -123,7 +124,11 @@ def study(
         ),
     ] = 20,
     timeout: Annotated[
-        float | None, typer.Option(help="Stop this run after this many seconds.")
+        float | None,
+        typer.Option(
+            help="Start no trial after this many seconds from the command's start (all "
+            "--workers together); a running trial finishes, then the summary is printed."
+        ),
     ] = None,
     storage: Storage = None,
     study_name: StudyName = None,
@@ -217,7 +222,7 @@ def study(
     ] = None,
 ) -> None:
     """Create or resume a study and run it until it holds --trials finished trials."""
-    from hpo import study as study_mod
+    from hpo.workers import DEADLINE_ENV, WORKER_ENV
 
     if trials < 1:
         raise UserError(f"--trials must be at least 1 (got {trials})")
@@ -226,6 +231,27 @@ def study(
         if not 0 < subset <= 1:
             raise UserError(f"--subset must be in (0, 1], got {subset}")
         overrides["subset"] = subset
+    worker = WORKER_ENV in os.environ
+    deadline = None
+    if worker and os.environ.get(DEADLINE_ENV):  # the parent's deadline, not our own
+        deadline = float(os.environ[DEADLINE_ENV])
+    elif timeout is not None:
+        deadline = (_STARTED[0] if _STARTED else time.time()) + timeout
+    code = 0
+    if workers > 1:  # before torch and optuna are imported here: the workers start at once
+        from hpo.storage import storage_url
+        from hpo.workers import spawn
+
+        def load() -> None:  # the summary's imports, while the workers train
+            import mlflow  # noqa: F401
+
+            import hpo.study  # noqa: F401
+
+        code = spawn(_ARGV, workers, storage_url(storage), deadline, meanwhile=load)
+        if code not in (0, 1):  # 1: a worker stopped on failing trials; the summary still helps
+            raise typer.Exit(code)
+    from hpo import study as study_mod
+
     if data_dir:
         os.environ["HPO_DATA_DIR"] = data_dir  # read by the tasks that download data
     options = study_mod.Options(
@@ -246,23 +272,25 @@ def study(
         original=original,
         baselines=baseline,
         data=overrides,
+        deadline=deadline,
+        worker=worker,
     )
-    if workers > 1:
-        from hpo.storage import storage_url
-        from hpo.workers import spawn
-
-        code = spawn(_ARGV, workers, storage_url(storage))
-        if code != 0:
-            raise typer.Exit(code)
-        # every worker has stopped: the summary of the study they filled together
-        options.trials = max(options.trials, 1)
-    summary = study_mod.run(task, options, echo_err)
-    if "HPO_WORKER_INDEX" not in os.environ:  # a worker of --workers K: the parent sums up
-        typer.echo(format_summary(summary))
+    if workers > 1:  # every worker has stopped: the parent only sums up what they filled
+        summary = study_mod.summarize(task, options, echo_err)
+    else:
+        summary = study_mod.run(task, options, echo_err)
+    if options.worker:  # a worker of --workers K: the parent sums up, once
+        if summary.stopped and "failed" in summary.stopped:
+            echo_err(f"worker {os.environ[WORKER_ENV]} stopped early: {summary.stopped}")
+            raise typer.Exit(1)
+        return
+    typer.echo(format_summary(summary))
     if summary.stopped:
         echo_err(f"stopped early: {summary.stopped}")
         if "failed" in summary.stopped:
             raise typer.Exit(1)
+    if workers > 1 and code:
+        raise typer.Exit(code)
 
 
 def format_summary(s: Any) -> str:
@@ -464,11 +492,13 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 _ARGV: list[str] = []  # the command line, for --workers to start its workers with
+_STARTED: list[float] = []  # time.time() when main() began: --timeout counts from it
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     _ARGV[:] = sys.argv[1:] if argv is None else argv
+    _STARTED[:] = [time.time()]
     from hpo.perf import tune_malloc
 
     tune_malloc()

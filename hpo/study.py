@@ -77,7 +77,10 @@ class Options:
     """What `hpo study` was asked to do; None means: take it from the spec or the environment."""
 
     trials: int = 20
-    timeout: float | None = None  # seconds for this process's whole run
+    timeout: float | None = None  # seconds: no trial starts after them (see deadline)
+    # time.time() after which no trial starts; `hpo study` sets it from --timeout at the start
+    # of the command, so that one timeout bounds it and all of its --workers; None: from now
+    deadline: float | None = None
     storage: str | None = None
     study_name: str | None = None
     tracking_uri: str | None = None
@@ -94,6 +97,8 @@ class Options:
     baselines: bool = True
     tracking: bool = True
     data: dict[str, Any] = field(default_factory=dict)  # data setting overrides
+    # a worker of `--workers K`: it trains; the parent process sums up (original, plots)
+    worker: bool = False
 
 
 @dataclass
@@ -582,8 +587,7 @@ class Runner:
         """Run trials until the study holds `budget` finished ones; returns why it stopped."""
         from sqlalchemy.exc import DBAPIError, OperationalError
 
-        o = self.options
-        deadline = time.monotonic() + o.timeout if o.timeout else None
+        deadline = self.deadline()
         failures, outage = 0, 0
         while True:
             try:
@@ -640,6 +644,13 @@ class Runner:
             return None, ""
         reason = mine.user_attrs.get("fail_reason", "unknown")
         return None, (None if "already taken by other workers" in reason else reason)
+
+    def deadline(self) -> float | None:
+        """time.monotonic() after which no trial starts (from --timeout), or None."""
+        o = self.options
+        if o.deadline is not None:
+            return time.monotonic() + (o.deadline - time.time())
+        return time.monotonic() + o.timeout if o.timeout else None
 
     def _best(self) -> dict[str, Any] | None:
         try:
@@ -705,9 +716,15 @@ class Runner:
             paths = plots(self.study, tmp)
             self._safe("plots", lambda: self.tracker.log_files(self.parent_id, paths))
 
-    def summary(self, stopped: str) -> Summary:
-        base, original = self.references()
-        self.log_plots()
+    def summary(self, stopped: str, sum_up: bool = True) -> Summary:
+        """How the study stands. `sum_up` (once per study: the single process, or the parent
+        of --workers) also replays the original and logs the plots; a worker does neither."""
+        if sum_up:
+            base, original = self.references()
+            self.log_plots()
+        else:
+            base = self.study.user_attrs.get("baselines") or {}
+            original = self.study.user_attrs.get("original")
         finished, _ = counts(self.study)
         best = self._best()
         front = set(pareto_front(self.study))
@@ -777,6 +794,22 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
         )
         runner.baselines()  # first, so that every trial can log its gain over the baseline
     stopped = runner.optimize() if finished < runner.budget else ""
+    return runner.summary(stopped, sum_up=not options.worker)
+
+
+def summarize(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
+    """The parent of `--workers K`, after its workers stopped: the study's summary (original
+    replay and plots included, once), without training a trial."""
+    echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    task = get_task(task_name)
+    runner = Runner(task, resolve_spec(task_name, options), options, echo)
+    runner.open()
+    finished, _ = counts(runner.study)
+    deadline = runner.deadline()
+    stopped = ""
+    if finished < runner.budget and deadline is not None and time.monotonic() >= deadline:
+        stopped = f"--timeout {options.timeout:g} s reached"
     return runner.summary(stopped)
 
 

@@ -74,7 +74,8 @@ TrackingUri = Annotated[
     typer.Option(
         "--tracking-uri",
         envvar="MLFLOW_TRACKING_URI",
-        help="MLflow tracking URI. [default: sqlite:///mlflow.db]",
+        help="MLflow tracking URI. An http(s) server must answer within 5 s when the command "
+        "starts, else it stops with one line and exit code 2. [default: sqlite:///mlflow.db]",
         show_default=False,
     ),
 ]
@@ -232,6 +233,11 @@ def study(
             raise UserError(f"--subset must be in (0, 1], got {subset}")
         overrides["subset"] = subset
     worker = WORKER_ENV in os.environ
+    if not worker:  # at once, before the slow imports, and once, not once per worker
+        from hpo.tracking import check_server
+        from hpo.tracking import tracking_uri as resolve_tracking
+
+        check_server(resolve_tracking(tracking_uri))
     deadline = None
     if worker and os.environ.get(DEADLINE_ENV):  # the parent's deadline, not our own
         deadline = float(os.environ[DEADLINE_ENV])

@@ -551,6 +551,10 @@ class Runner:
                 f"sampler {spec.sampler} optimises one objective; with --objective "
                 f"{','.join(o.objectives)} use --sampler tpe (multi-objective TPE) or random"
             )
+        if o.tracking:  # before the study exists: an unreachable server stops the run here
+            from hpo.tracking import Tracker
+
+            self.tracker = Tracker(o.tracking_uri, self.study_name)
         sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials)
         pruner = make_pruner(spec.pruner, spec.epochs)
         self.study, created = create_or_load(
@@ -565,10 +569,7 @@ class Runner:
         )
         if created and spec.enqueue:  # the spec's known-good point is trial 0
             self.study.enqueue_trial(spec.enqueue, skip_if_exists=True)
-        if o.tracking:
-            from hpo.tracking import Tracker
-
-            self.tracker = Tracker(o.tracking_uri, self.study_name)
+        if self.tracker is not None:
             self.parent_id = self._parent_run(created)
 
     def _parent_run(self, created: bool) -> str:

@@ -15,11 +15,48 @@ from hpo.errors import UserError, first_line
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflow run status
+# An http(s) tracking server must answer within this many seconds when a command starts.
+SERVER_WAIT_SECONDS = 5.0
+# MLflow's HTTP client retries 7 times with backoff and waits 120 s per request by default
+# (minutes per call when a server goes away mid-study); ours, unless the user sets them
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def tracking_uri(uri: str | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the local SQLite store."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def shown(uri: str) -> str:
+    """The URI without a password, safe to print."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def check_server(uri: str, wait: float = SERVER_WAIT_SECONDS) -> None:
+    """An http(s) tracking URI: one request to the server's /health, waiting at most `wait`
+    seconds; a UserError (exit 2) naming the server if nothing answers. Other URIs: nothing."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=wait):
+            return
+    except urllib.error.HTTPError:  # something answers (a proxy, a prefix): MLflow will tell
+        return
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise UserError(
+            f"MLflow tracking server {shown(uri)} is unreachable ({reason}; waited up to "
+            f"{wait:g} s): start it, or choose another --tracking-uri / MLFLOW_TRACKING_URI"
+        ) from None
 
 
 def _now() -> int:
@@ -31,12 +68,15 @@ class Tracker:
 
     def __init__(self, uri: str | None, experiment: str) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         for name in ("mlflow", "alembic"):  # schema set-up chatter; our own lines say enough
             logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
         self.uri = tracking_uri(uri)
+        check_server(self.uri)
         try:
             with _store_lock(self.uri):
                 self.client = MlflowClient(tracking_uri=self.uri)

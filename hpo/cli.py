@@ -23,7 +23,8 @@ _click = sys.modules[typer.BadParameter.__module__]
 
 ENV_HELP = (
     "Environment: HPO_STORAGE (study storage URL), MLFLOW_TRACKING_URI (MLflow store), "
-    "HPO_DATA_DIR (data sets), HPO_CACHE_DIR (cached baselines and original replays)."
+    "HPO_DATA_DIR (data sets), HPO_CACHE_DIR (cached baselines and original replays), "
+    "HPO_LOG_LEVEL (DEBUG, INFO, ...: the libraries' logs and warnings, hidden by default)."
 )
 app = typer.Typer(
     help="Hyperparameter optimisation for deep learning: Optuna studies of PyTorch models, "
@@ -306,7 +307,10 @@ def format_summary(s: Any) -> str:
         f"{s.direction})"
     ]
     if s.best:
-        lines.append(f"  best      trial {s.best['number']}: {_metrics(s.best['metrics'])}")
+        label = _label(s.best.get("diagnosis"))
+        lines.append(
+            f"  best      trial {s.best['number']}: {_metrics(s.best['metrics'], s.seeds)}{label}"
+        )
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in s.best["searched"].items())
         lines.append(f"            {params}")
     else:
@@ -333,20 +337,31 @@ def format_summary(s: Any) -> str:
         how = f"{o['epochs']}/{o['of_epochs']} epochs" + (
             f", {o['status']}: {o['reason']}" if o["status"] != "ok" else ""
         )
+        how += f", {o['diagnosis']}" if o.get("diagnosis") not in (None, "ok") else ""
         lines.append(f"  original  {_metrics(o['metrics'])} ({how})")
     return "\n".join(lines)
 
 
-def _metrics(m: dict[str, float]) -> str:
+PER_SEED = ("_std", "_worst")  # with success_rate: statistics over a config's seeds
+DIAGNOSTIC = ("_over_chance", "_pred_spread")  # inputs of the diagnosis label, shown as it
+
+
+def _metrics(m: dict[str, float], seeds: int = 1) -> str:
+    """The validation metrics of one line; the per-seed statistics only where the study
+    trains every config under more than one seed (a single seed's success_rate 0, std 0 and
+    worst = mean read as failures and tell nothing)."""
     keys = [k for k in m if k.startswith("val_") and k != "val_loss"] or list(m)
-    keys = [k for k in keys if not (k.endswith(("_std", "_worst")) and _single(m))]
-    keys += ["success_rate"] if "success_rate" in m else []
+    keys = [k for k in keys if not k.endswith(DIAGNOSTIC)]
+    if seeds > 1:
+        keys += ["success_rate"] if "success_rate" in m else []
+    else:
+        keys = [k for k in keys if not k.endswith(PER_SEED) and k != "success_rate"]
     return ", ".join(f"{k} {_fmt(m[k])}" for k in keys)
 
 
-def _single(m: dict[str, float]) -> bool:
-    """One seed: std 0 and worst = mean carry no information in a summary."""
-    return not any(k.endswith("_std") and v > 0 for k, v in m.items())
+def _label(diagnosis: str | None) -> str:
+    """The failure label of a run, where it failed ('' for ok)."""
+    return f" ({diagnosis})" if diagnosis not in (None, "ok") else ""
 
 
 def _fmt(v: Any) -> str:
@@ -505,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     _ARGV[:] = sys.argv[1:] if argv is None else argv
     _STARTED[:] = [time.time()]
+    from hpo import quiet
+
+    quiet.libraries()  # library warnings that tell the user nothing stay off the terminal
     from hpo.perf import tune_malloc
 
     tune_malloc()

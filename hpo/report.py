@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from hpo.errors import UserError
 from hpo.storage import mask, open_storage, storage_url
@@ -164,6 +166,16 @@ def front_lines(names: list[str], trials: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def lower_is_better(study: optuna.Study) -> Callable[[FrozenTrial], float] | None:
+    """The importance target for the metric (the first objective): None where Optuna takes
+    the direction from a single-objective study; else the metric, negated if maximised
+    (Optuna's default evaluator ranks what leads to low target values)."""
+    if len(study.directions) == 1:
+        return None
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return lambda t: sign * t.values[0]
+
+
 def plots(study: optuna.Study, out_dir: str) -> list[str]:
     """Optimisation history, parameter importances and parallel coordinates as PNG files
     (optuna's matplotlib visualisation). A plot that cannot be drawn yet is skipped."""
@@ -191,7 +203,10 @@ def plots(study: optuna.Study, out_dir: str) -> list[str]:
     written = []
     for name, draw in drawers.items():
         try:
-            axes = draw(study, **kwargs)
+            if name == "param_importances" and kwargs:  # what makes the metric good
+                axes = draw(study, **kwargs | {"target": lower_is_better(study)})
+            else:
+                axes = draw(study, **kwargs)
         except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. < 2 complete trials
             continue
         figure = getattr(axes, "figure", None) or plt.gcf()

@@ -14,7 +14,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo import __version__
+from hpo import __version__, quiet
 from hpo.config import Config
 from hpo.data import TaskData, resolve_device
 from hpo.diagnose import diagnose
@@ -119,6 +119,7 @@ class Summary:
     pareto: list[dict[str, Any]] = field(default_factory=list)  # multi-objective front
     # the best trial the time budget stopped, where it had already beaten every complete one
     cut: dict[str, Any] | None = None
+    seeds: int = 1  # seeds every config is trained under: per-seed statistics mean something
 
 
 class SurplusTrial(Exception):
@@ -751,6 +752,7 @@ class Runner:
             objective_names(self.task, self.options.objectives),
             [trial_record(t) for t in self.study.get_trials(deepcopy=False) if t.number in front],
             cut=trial_record(cut) | {"epochs": len(cut.intermediate_values)} if cut else None,
+            seeds=self.spec.seeds,
         )
 
 
@@ -758,7 +760,7 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
     """Create or resume the study for `task_name` and run it to `options.trials` finished."""
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     # Optuna would log each failed trial with a traceback; our own line gives the reason.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.set_verbosity(quiet.optuna_level())
     if options.trials < 1:
         raise UserError("--trials must be at least 1")
     task = get_task(task_name)
@@ -802,7 +804,7 @@ def summarize(task_name: str, options: Options, echo: Echo | None = None) -> Sum
     """The parent of `--workers K`, after its workers stopped: the study's summary (original
     replay and plots included, once), without training a trial."""
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.set_verbosity(quiet.optuna_level())
     task = get_task(task_name)
     runner = Runner(task, resolve_spec(task_name, options), options, echo)
     runner.open()

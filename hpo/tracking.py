@@ -3,7 +3,6 @@ run per study, one child run per trial, reference runs for baselines and the ori
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from contextlib import contextmanager
@@ -67,13 +66,16 @@ class Tracker:
     """Logs one study to MLflow through MlflowClient (no global active-run state)."""
 
     def __init__(self, uri: str | None, experiment: str) -> None:
+        from hpo import quiet
+
+        quiet.libraries()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
-        for name in ("mlflow", "alembic"):  # schema set-up chatter; our own lines say enough
-            logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
+
+        quiet.mlflow_loggers()  # schema set-up chatter; our own lines say enough
 
         self.uri = tracking_uri(uri)
         check_server(self.uri)

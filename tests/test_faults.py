@@ -82,3 +82,71 @@ def test_a_silent_tracking_server_is_given_a_bounded_wait():
             check_server(uri, wait=0.5)
         assert time.monotonic() - start < 5
     assert "secret" not in str(e.value) and "user:***@127.0.0.1" in str(e.value)
+
+
+NOISE_MARKS = ("Warning", "WARNING", " INFO ", "warnings.warn", "optuna_warn")
+
+
+def _noise(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if any(m in line for m in NOISE_MARKS)]
+
+
+def test_a_study_and_a_retrain_keep_the_terminal_clean(scratch):
+    """Only hpo's own lines: no library warning or log line, on a fresh MLflow store (its
+    schema set-up logged INFO lines), the summary's plots of a 3-trial study, `hpo train`
+    (MLflow warned of torch's local version label)."""
+    spec = write_spec(scratch / "tiny.toml")
+    common = ["--tracking-uri", f"sqlite:///{scratch / 'fresh.db'}"]
+    study = hpo(
+        "study", "box", "--trials", "3", "--spec", str(spec), "--data", "n_train=64",
+        "--epochs", "1", "--no-original", *common,
+    )  # fmt: skip
+    assert study.returncode == 0, study.stderr[-2000:]
+    assert not _noise(study.stderr), _noise(study.stderr)
+    # one seed: no per-seed statistics (success_rate 0 read as a failure)
+    assert "success_rate" not in study.stdout and "_worst" not in study.stdout, study.stdout
+    train = hpo("train", "box", "--best", *common)
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert not _noise(train.stderr), _noise(train.stderr)
+
+
+PROBE = """
+import logging, warnings
+from hpo import quiet
+quiet.libraries()
+warnings.warn("Attempting to set identical low and high ylims makes transformation singular")
+import mlflow
+quiet.mlflow_loggers()
+logging.getLogger("mlflow.utils.requirements_utils").warning("Found torch version (2.13.0+cpu)")
+logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
+"""
+
+
+@pytest.mark.parametrize("level", ["", "INFO"])
+def test_hpo_log_level_brings_the_library_logs_back(level):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    env = {"HPO_LOG_LEVEL": level, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    shown = ["identical low and high ylims", "Found torch version", "Creating initial MLflow"]
+    if level:
+        assert all(s in out.stderr for s in shown), out.stderr
+    else:
+        assert not any(s in out.stderr for s in shown), out.stderr
+
+
+def test_per_seed_statistics_only_with_several_seeds():
+    from hpo.cli import _metrics
+
+    m = {"val_accuracy": 0.9, "val_accuracy_std": 0.0, "val_accuracy_worst": 0.9,
+         "success_rate": 0.0, "val_over_chance": 0.8, "val_loss": 0.3}  # fmt: skip
+    assert _metrics(m, seeds=1) == "val_accuracy 0.9"
+    assert _metrics(m, seeds=3) == (
+        "val_accuracy 0.9, val_accuracy_std 0, val_accuracy_worst 0.9, success_rate 0"
+    )

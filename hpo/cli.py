@@ -144,7 +144,9 @@ def study(
     epochs: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Epochs per trial (the pruner's maximum). [default: from the spec]"
+            min=1,
+            help="Epochs per trial (the pruner's maximum); it also replaces a spec's [space] "
+            "epochs, saying so in one line. [default: from the spec]",
         ),
     ] = None,
     device: Annotated[

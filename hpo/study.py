@@ -21,7 +21,7 @@ from hpo.diagnose import diagnose
 from hpo.errors import UserError, first_line
 from hpo.sampling import RankStoppedByValue
 from hpo.seeds import aggregate, objective_value, seed_list
-from hpo.spec import Spec, default_spec_path, load_spec
+from hpo.spec import Param, Spec, default_spec_path, load_spec
 from hpo.storage import mask, open_storage, scrub, storage_url
 from hpo.tasks import get_task
 from hpo.tasks.base import Task
@@ -136,8 +136,10 @@ def load_data(task: Task, settings: dict[str, Any], device: torch.device) -> Tas
     return _DATA[key]
 
 
-def resolve_spec(task_name: str, options: Options) -> Spec:
-    """The spec file (default studies/<task>.toml) with CLI options laid over it."""
+def resolve_spec(task_name: str, options: Options, echo: Echo | None = None) -> Spec:
+    """The spec file (default studies/<task>.toml) with CLI options laid over it. A flag wins
+    over the spec, never in silence: where the spec's [space] fixes or searches `epochs`,
+    --epochs replaces it and `echo` says so in one line."""
     spec = load_spec(options.spec or default_spec_path(task_name))
     if spec.task != task_name:
         raise UserError(f"spec {spec.path} is for task {spec.task!r}, not {task_name!r}")
@@ -145,7 +147,23 @@ def resolve_spec(task_name: str, options: Options) -> Spec:
     for name in ("sampler", "pruner", "epochs", "trial_timeout", "seeds"):
         if getattr(options, name) is not None:
             changes[name] = getattr(options, name)
+    space = spec.space.get("epochs")
+    if options.epochs is not None and space is not None:
+        changes["space"] = {**spec.space, "epochs": Param("epochs", value=options.epochs)}
+        if echo is not None:
+            echo(
+                f"note: --epochs {options.epochs} replaces the spec's [space] epochs "
+                f"({_describe(space)}): every trial trains {options.epochs} epoch(s)"
+            )
     return replace(spec, data={**spec.data, **options.data}, **changes)
+
+
+def _describe(param: Param) -> str:
+    if param.fixed:
+        return f"= {param.value}"
+    if param.choices is not None:
+        return f"one of {', '.join(map(str, param.choices))}"
+    return f"searched in {param.low:g}..{param.high:g}"
 
 
 def make_sampler(name: str, seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
@@ -764,7 +782,7 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
     if options.trials < 1:
         raise UserError("--trials must be at least 1")
     task = get_task(task_name)
-    spec = resolve_spec(task_name, options)
+    spec = resolve_spec(task_name, options, echo)
     runner = Runner(task, spec, options, echo)
     runner.open()
     finished, _ = counts(runner.study)

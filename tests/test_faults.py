@@ -10,7 +10,7 @@ from datetime import datetime
 import optuna
 import pytest
 
-from .conftest import hpo, write_spec
+from .conftest import TINY_BOX, hpo, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +150,40 @@ def test_per_seed_statistics_only_with_several_seeds():
     assert _metrics(m, seeds=3) == (
         "val_accuracy 0.9, val_accuracy_std 0, val_accuracy_worst 0.9, success_rate 0"
     )
+
+
+def test_epochs_flag_replaces_a_fixed_space_epochs_and_says_so(scratch):
+    spec = write_spec(scratch / "fixed.toml", TINY_BOX_EPOCHS)
+    out = hpo(
+        "study", "box", "--trials", "1", "--spec", str(spec), "--epochs", "1",
+        "--data", "n_train=64", "--no-original", "--no-baseline", "--storage", "memory",
+        "--tracking-uri", f"sqlite:///{scratch / 'm.db'}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    notes = [line for line in out.stderr.splitlines() if "--epochs 1 replaces" in line]
+    assert notes == [
+        "note: --epochs 1 replaces the spec's [space] epochs (= 3): every trial trains 1 epoch(s)"
+    ]
+    assert "epoch 1/1" in out.stderr and "/3" not in out.stderr, out.stderr[-2000:]
+
+
+def test_epochs_flag_replaces_a_searched_space_epochs(scratch):
+    from hpo.study import Options, resolve_spec
+
+    spec = write_spec(
+        scratch / "searched.toml",
+        TINY_BOX_EPOCHS,
+        **{"epochs = 3": "epochs = { low = 2, high = 4 }"},
+    )
+    lines: list[str] = []
+    resolved = resolve_spec("box", Options(spec=str(spec), epochs=5), lines.append)
+    assert resolved.epochs == 5 and resolved.space["epochs"].value == 5
+    assert lines == [
+        "note: --epochs 5 replaces the spec's [space] epochs (searched in 2..4): every trial "
+        "trains 5 epoch(s)"
+    ]
+    untouched = resolve_spec("box", Options(spec=str(spec)), lines.append)
+    assert untouched.space["epochs"].low == 2 and len(lines) == 1
+
+
+TINY_BOX_EPOCHS = TINY_BOX + "epochs = 3\n"  # a [space] epochs, after [study] epochs = 2

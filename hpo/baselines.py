@@ -18,7 +18,7 @@ def _features(split: Split, grey: bool) -> np.ndarray:
 
 
 def linear_regression(data: TaskData) -> dict[str, float]:
-    """LinearRegression on grey pixels (SEEDS.md §1: the problem is linear; R2 ~ 1.0).
+    """LinearRegression on grey pixels (docs/scenarios.md §1: the problem is linear; R2 ~ 1.0).
 
     Grey, because a white square sets all three channels alike: same information, and 3x
     fewer features than samples keeps least squares well-posed at the default sizes.

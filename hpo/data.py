@@ -64,6 +64,6 @@ def batch_indices(
 
 
 def to_float(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1] on the same device (SEEDS.md §1: divide by 255)."""
+    """uint8 -> float32 in [0, 1] on the same device (docs/scenarios.md §1: divide by 255)."""
     out = x.float().div_(255.0)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out

@@ -1,4 +1,4 @@
-"""One label per run for the failures in SEEDS.md: collapsed_to_mean, stuck_at_chance,
+"""One label per run for the failures in docs/scenarios.md: collapsed_to_mean, stuck_at_chance,
 diverged, overfitting, or ok."""
 
 from __future__ import annotations

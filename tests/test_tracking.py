@@ -126,7 +126,7 @@ def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(
         ):
             assert key in run.data.metrics
     original = next(r for r in runs if r.data.tags["kind"] == "original")
-    assert original.data.tags["diagnosis"] == "collapsed_to_mean"  # SEEDS.md §1, replayed
+    assert original.data.tags["diagnosis"] == "collapsed_to_mean"  # docs/scenarios.md §1, replayed
     assert "val_mse" in original.data.metrics
     artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "plots")]
     assert "plots/optimization_history.png" in artifacts

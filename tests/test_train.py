@@ -86,7 +86,7 @@ def test_report_can_stop_training(box_data):
 
 
 def test_box_original_collapses_to_the_mean():
-    # SEEDS.md §1, checked at the task's real image size on a reduced sample.
+    # docs/scenarios.md §1, checked at the task's real image size on a reduced sample.
     task = TASKS["box"]
     data = task.load(task.settings({"n_train": 2000, "n_val": 500}), CPU)
     result = train(task.original.replace(epochs=2), data, device=CPU)

@@ -1,4 +1,5 @@
-"""The `box` task (SEEDS.md §1): regress the (x, y) of one square; the user's net collapsed."""
+"""The `box` task (docs/scenarios.md §1): regress the (x, y) of one square; the user's net
+collapsed."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from hpo.data import Split
 from hpo.tasks.base import Task
 
 DEFAULTS: dict[str, Any] = {
-    "n_train": 10_000,  # SEEDS.md §1
-    "n_val": 2_000,  # SEEDS.md §1
+    "n_train": 10_000,  # docs/scenarios.md §1
+    "n_val": 2_000,  # docs/scenarios.md §1
     "n_test": 2_000,  # ours: same size as validation
     "image_size": 64,  # ours: not given in the report
     "square_size": 10,  # ours: fixed size, white on black

@@ -1,4 +1,5 @@
-"""The `cifar10` task (SEEDS.md §3): CIFAR-10 classification; the user's CNN stopped at ~60 %.
+"""The `cifar10` task (docs/scenarios.md §3): CIFAR-10 classification; the user's CNN stopped
+at ~60 %.
 
 The search sees the 50,000 training images only, split 45,000 / 5,000 with a fixed seed (the
 user's validation_split 0.1); the 10,000 test images are read by `load_test` alone, so no trial
@@ -22,16 +23,17 @@ from hpo.tasks.base import Task
 
 DEFAULTS: dict[str, Any] = {
     "subset": 1.0,  # fraction of the training split kept (validation is never shrunk): CPUs
-    "val_fraction": 0.1,  # SEEDS.md §3: validation_split 0.1 -> 45,000 / 5,000
+    "val_fraction": 0.1,  # docs/scenarios.md §3: validation_split 0.1 -> 45,000 / 5,000
     "split_seed": 0,  # the same split on every machine and every worker
 }
 N_TRAIN_FILES = 50_000  # images in data_batch_1..5 of the official release
 N_TEST = 10_000  # images in test_batch
 
-# The user's Keras model (SEEDS.md §3): [Conv 3x3 x2 'same' ReLU -> MaxPool 2 -> Dropout 0.2]
-# for 32, 64, 128 channels -> Flatten -> Dense 1024 ReLU (max-norm 3) -> Dropout 0.5 -> Dense
-# 512 ReLU (max-norm 3) -> Dropout 0.5 -> Dense 10 softmax. Adam lr 1e-3 (best of the three
-# they tried), batch 128 (of the 64-512 they tried), 50 epochs, no augmentation, Keras init.
+# The user's Keras model (docs/scenarios.md §3): [Conv 3x3 x2 'same' ReLU -> MaxPool 2 ->
+# Dropout 0.2] for 32, 64, 128 channels -> Flatten -> Dense 1024 ReLU (max-norm 3) -> Dropout
+# 0.5 -> Dense 512 ReLU (max-norm 3) -> Dropout 0.5 -> Dense 10 softmax. Adam lr 1e-3 (best of
+# the three they tried), batch 128 (of the 64-512 they tried), 50 epochs, no augmentation, Keras
+# init.
 ORIGINAL = Config(
     conv_channels=(32, 64, 128),
     conv_kernel=(3, 3, 3),

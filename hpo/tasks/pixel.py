@@ -1,4 +1,5 @@
-"""The `pixel` task (SEEDS.md §2): the class is the colour of one pixel; runs stuck at 50 %."""
+"""The `pixel` task (docs/scenarios.md §2): the class is the colour of one pixel; runs stuck at
+50 %."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from hpo.data import Split
 from hpo.tasks.base import Task
 
 DEFAULTS: dict[str, Any] = {
-    "n_train_per_class": 1_500,  # SEEDS.md §2
-    "n_val_per_class": 500,  # SEEDS.md §2
+    "n_train_per_class": 1_500,  # docs/scenarios.md §2
+    "n_val_per_class": 500,  # docs/scenarios.md §2
     "n_test_per_class": 500,  # ours: the report has no test split
-    "image_size": 224,  # SEEDS.md §2 (224 x 224 x 3); smaller sizes keep the same structure
+    # docs/scenarios.md §2 (224 x 224 x 3); smaller sizes keep the same structure
+    "image_size": 224,
     "data_seed": 0,
 }
 GREEN, RED = (0, 255, 0), (255, 0, 0)  # class 0 and class 1

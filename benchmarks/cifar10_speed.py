@@ -38,7 +38,7 @@ from hpo.spec import load_spec  # noqa: E402
 from hpo.tasks.cifar10 import TASK  # noqa: E402
 from hpo.train import make_optimizer, train  # noqa: E402
 
-REAL_EPOCH = 45_000  # images in one epoch of the real training split (SEEDS.md §3)
+REAL_EPOCH = 45_000  # images in one epoch of the real training split (docs/scenarios.md §3)
 
 
 def known_good() -> Config:

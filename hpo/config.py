@@ -26,7 +26,7 @@ _COUNT_NAMES = {"conv_channels": "depth", "dense_units": "dense_layers"}  # same
 class Config:
     """Everything that defines one training run, each field with its unit or reason."""
 
-    # input: what the net sees of a uint8 pixel. "unit" = p / 255 in [0, 1] (SEEDS.md §1, every
+    # input: what the net sees of a uint8 pixel. "unit" = p / 255 in [0, 1] (docs/scenarios.md §1, every
     # original); "centred" = 2 p / 255 - 1 in [-1, 1]. Zero-mean inputs keep a layer's weight
     # gradients from all sharing one sign, which is what lets SGD move on 150k noisy inputs.
     input_norm: str = "unit"
@@ -36,7 +36,7 @@ class Config:
     # first epochs count (airbench; Page's "How to train your ResNet" part 7).
     stem: str = "none"
     stem_bias_epochs: int = 3  # epochs the whitening bias trains before it is frozen
-    # conv trunk: one entry per block; () means dense-only (SEEDS.md §1: box is linear)
+    # conv trunk: one entry per block; () means dense-only (docs/scenarios.md §1: box is linear)
     conv_channels: tuple[int, ...] = ()  # output channels of each block
     conv_kernel: tuple[int, ...] = ()  # kernel size of each block (square)
     conv_padding: tuple[str, ...] = ()  # "same" | "valid" per block; () = all "same"

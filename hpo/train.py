@@ -367,7 +367,7 @@ def make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
             weight_decay=config.weight_decay,
         )
     if config.optimizer == "adam":
-        # eps 1e-8 = the user's Keras setting in SEEDS.md §1 (and torch's default)
+        # eps 1e-8 = the user's Keras setting in docs/scenarios.md §1 (and torch's default)
         return torch.optim.Adam(params, lr=config.lr, eps=1e-8, weight_decay=config.weight_decay)
     return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -120,14 +122,27 @@ def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
         "answer",
         "--format",
         "markdown",
+        "--tracking-uri",
+        tracking_uri,
     )
     assert answer.returncode == 0, answer.stderr
     text = answer.stdout
     assert "### box: what happened" in text
     # no --epochs: the budget the study's own spec (--spec tiny_spec) gave the original
     assert "Your original config (2 of its 1000 epochs): collapsed to the mean in" in text
-    assert "| parameter | original | best | importance |" in text
+    assert 'reported failure ("the network just predicts the mean") is reproduced' in text
+    assert "| change | solved | R² | val_mse | epochs | outcome |" in text  # measured
+    assert "importance" not in text
     assert "Baseline `linear_regression`" in text
+    assert "cost: ~" in answer.stderr and "kind=diagnosis" in answer.stderr
+    again = hpo(
+        "diagnose", "box", "--original", "--seeds", "2", "--study-name", "answer",
+        "--format", "json", "--no-tracking",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["runs_trained"] == 0  # every run came from the cache of the first
+    assert data["original"]["solved"] == 0 and data["ablation"]["singles"]
     assert hpo("diagnose", "box").returncode == 2  # --original is what it replays
 
 

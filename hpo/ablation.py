@@ -49,7 +49,7 @@ EXTRA_KNOBS = {"init": ("torch", "glorot"), "batch_norm": (False, True)}
 SKIPPED = {"epochs"}  # the budget is the original's, not a knob
 NAMES = {"val_r2": "R²", "val_accuracy": "val accuracy", "val_mse": "val MSE"}
 
-# The failure each user reported (docs/scenarios.md), and how to tell whether a replay reproduces it.
+# The failure each user reported (docs/scenarios.md), and how to tell that a replay shows it.
 REPORTED: dict[str, dict[str, Any]] = {
     "box": {"text": "the network just predicts the mean", "label": "collapsed_to_mean"},
     "pixel": {
@@ -101,6 +101,8 @@ def relevant(config: Config, knob: str) -> bool:
         return bool(config.conv_channels)
     if knob in ("dense_units", "dense_dropout", "max_norm"):
         return bool(config.dense_units)
+    if knob in ("activation", "batch_norm") and not (config.conv_channels or config.dense_units):
+        return False  # a net with no hidden layer (linear) has neither
     if knob in ("momentum", "nesterov"):
         return config.optimizer == "sgd"
     if knob.startswith("bn_"):
@@ -253,8 +255,15 @@ def reverse_changes(best: Config, original: Config) -> list[Change]:
             groups[name] = (name,)
     out = []
     for name, fields in groups.items():
+        try:  # what is put back must do something in the config it is put into
+            changed = best.replace(**{f: getattr(original, f) for f in fields})
+        except ValueError:
+            continue
+        structural = name in ("conv trunk", "dense head")
         differs = [
-            f for f in fields if a[f] != b[f] and (relevant(original, f) or relevant(best, f))
+            f
+            for f in fields
+            if a[f] != b[f] and (structural or relevant(best, f) or relevant(changed, f))
         ]
         if not differs:
             continue

@@ -109,3 +109,109 @@ def _wal(engine: Any) -> None:
 
     event.listen(engine, "connect", pragmas)
     engine.dispose()  # connections opened during set-up reconnect with the pragmas
+
+
+class StorageLost(Exception):
+    """The study storage stayed unreachable past the retry window."""
+
+
+# seconds between tries of one storage call while the database is away (about a minute in all)
+RETRY_BACKOFF = (1, 2, 4, 8, 15, 30)
+
+
+class Patient:
+    """An RDBStorage whose calls ride out a database outage (a restart, a network cut): a call
+    that fails for want of a connection is tried again with backoff (RETRY_BACKOFF), with one
+    line when the storage goes away and one when it is back. Past the window, every call raises
+    StorageLost at once (heartbeats fall silent instead), so the run can stop in one line and
+    leave its running trial to the heartbeat of the next run.
+
+    Optuna's own `_CachedStorage` goes on top (`patient_storage`), as Optuna does for an RDB
+    storage; without it, a restart surfaced inside Optuna's `tell` as UnboundLocalError.
+    """
+
+    def __init__(self, backend: Any, echo: Any, backoff: tuple[float, ...] = RETRY_BACKOFF):
+        import threading
+
+        self._backend, self._echo, self._backoff = backend, echo, backoff
+        self._lock = threading.Lock()
+        self.away = False  # an outage is under way (reported once)
+        self.lost: str | None = None  # why the window ran out
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._call(name, attr, args, kwargs)
+
+        return call
+
+    def _call(self, name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
+        from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        heartbeat = name == "record_heartbeat"
+        for attempt, wait in enumerate((*self._backoff, None)):
+            if self.lost is not None:
+                if heartbeat:
+                    return None
+                raise StorageLost(self.lost)
+            try:
+                result = fn(*args, **kwargs)
+            except UpdateFinishedTrialError:
+                if attempt and name == "set_trial_state_values":
+                    return True  # the try that lost its connection had stored it already
+                raise
+            except (SQLAlchemyError, StorageInternalError) as e:
+                # Optuna wraps SQLAlchemy's error of a failed commit in StorageInternalError
+                cause = e.__cause__ if isinstance(e, StorageInternalError) else e
+                if not _connection_lost(cause):
+                    raise
+                reason = scrub(first_line(cause), str(self._backend.url))
+                with self._lock:
+                    if wait is None:
+                        total = sum(self._backoff)
+                        self.lost = f"unreachable for more than {total:g} s ({reason})"
+                        if heartbeat:
+                            return None
+                        raise StorageLost(self.lost) from None
+                    if not self.away:
+                        self.away = True
+                        self._echo(f"storage unreachable ({reason}); retrying with backoff")
+                time.sleep(wait)
+                continue
+            if self.away:
+                with self._lock:
+                    if self.away:
+                        self.away = False
+                        self._echo("storage reachable again; going on")
+            return result
+        raise AssertionError("not reached")
+
+
+def _connection_lost(error: BaseException | None) -> bool:
+    """A database error that a new connection can cure (the server went away), not bad data."""
+    from sqlalchemy import exc
+
+    lost = (
+        exc.OperationalError,
+        exc.InterfaceError,
+        exc.DisconnectionError,
+        exc.PendingRollbackError,  # the session of a dropped connection, until rolled back
+        exc.ResourceClosedError,
+    )
+    return isinstance(error, lost) or bool(getattr(error, "connection_invalidated", False))
+
+
+def patient_storage(storage: Any, echo: Any) -> tuple[Any, Patient | None]:
+    """(the storage a study should use, its Patient or None): an RDBStorage behind a Patient
+    and Optuna's cache; anything else unchanged."""
+    import optuna
+    from optuna.storages._cached_storage import _CachedStorage
+
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return storage, None
+    patient = Patient(storage, echo)
+    return _CachedStorage(patient), patient

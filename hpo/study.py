@@ -22,7 +22,15 @@ from hpo.errors import UserError, first_line
 from hpo.sampling import RankStoppedByValue
 from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.spec import Param, Spec, default_spec_path, load_spec
-from hpo.storage import mask, open_storage, scrub, storage_url
+from hpo.storage import (
+    Patient,
+    StorageLost,
+    mask,
+    open_storage,
+    patient_storage,
+    scrub,
+    storage_url,
+)
 from hpo.tasks import get_task
 from hpo.tasks.base import Task
 
@@ -451,6 +459,7 @@ class Runner:
         self.parent_id: str | None = None
         self.progress = Progress(self.budget, task.metric, echo)
         self.study: optuna.Study | None = None
+        self.patient: Patient | None = None  # retries the RDB storage's calls (outages)
         self.data: TaskData | None = None
         self.current: int | None = None  # storage id of this worker's running trial
         self.baseline_metrics: dict[str, dict[str, float]] = {}
@@ -560,7 +569,8 @@ class Runner:
     def open(self) -> None:
         """Open storage, create or load the study, set up MLflow."""
         o, spec = self.options, self.spec
-        storage = open_storage(o.storage)
+        # every storage call rides out a database restart (hpo.storage.Patient)
+        storage, self.patient = patient_storage(open_storage(o.storage), self.echo)
         from hpo.workers import worker_index
 
         # workers of one study must not sample alike: each offsets the sampler seed
@@ -612,7 +622,19 @@ class Runner:
         while True:
             try:
                 stop, failed = self._step(deadline)
-            except (OperationalError, DBAPIError) as e:
+            except Exception as e:
+                # past the Patient's retry window (Optuna may have turned it into another error)
+                lost = self.patient.lost if self.patient is not None else None
+                if lost is None and isinstance(e, StorageLost):
+                    lost = str(e)
+                if lost is not None:
+                    raise UserError(
+                        f"lost the study storage {mask(storage_url(self.options.storage))}: "
+                        f"{lost}; rerun the same command to resume (the running trial is "
+                        "failed by the heartbeat and run again)"
+                    ) from None
+                if not isinstance(e, OperationalError | DBAPIError):
+                    raise
                 # The database went away (restart, network): finished trials are stored; wait
                 # with backoff, then go on. A trial cut off now is failed by the heartbeat.
                 outage += 1

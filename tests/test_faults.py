@@ -3,6 +3,7 @@ tracking server, a clean terminal, flags a spec would override."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from datetime import datetime
@@ -187,3 +188,93 @@ def test_epochs_flag_replaces_a_searched_space_epochs(scratch):
 
 
 TINY_BOX_EPOCHS = TINY_BOX + "epochs = 3\n"  # a [space] epochs, after [study] epochs = 2
+
+
+def _pg_bin() -> str | None:
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+@pytest.fixture
+def own_pg():
+    """A private PostgreSQL cluster (.ci/postgres.sh on a free port): (URL, pg_ctl argv)."""
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+
+    if _pg_bin() is None:
+        pytest.skip("no PostgreSQL server binaries (bash .ci/postgres.sh installs them)")
+    port = _closed_port()
+    data = f"/var/tmp/hpo-pg-restart-{port}"  # readable by the postgres user when root
+    env = {**os.environ, "HPO_PG_PORT": str(port), "HPO_PG_DATA": data}
+    out = subprocess.run(
+        ["bash", str(ROOT / ".ci/postgres.sh")], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    pg_ctl = [*as_pg, f"{_pg_bin()}/pg_ctl", "-D", data, "-w", "-t", "30"]
+    try:
+        yield out.stdout.strip().splitlines()[-1], pg_ctl
+    finally:
+        subprocess.run(["bash", str(ROOT / ".ci/postgres.sh"), "stop"], env=env, cwd="/")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_database_restart_mid_study_is_ridden_out(own_pg, scratch, mlflow_store):
+    """The server stops for a few seconds mid-study and starts again (pg_ctl): the study
+    says so in one line each way, finishes exactly its budget and exits 0, no traceback."""
+    import subprocess
+    import sys
+    import threading
+
+    from .conftest import ROOT
+
+    url, pg_ctl = own_pg
+    spec = write_spec(scratch / "tiny.toml")
+    trials = 12
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo", "study", "box", "--trials", str(trials),
+         "--spec", str(spec), "--storage", url, "--tracking-uri", mlflow_store,
+         "--no-original", "--no-baseline", "--data", "n_train=256"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HPO_HEARTBEAT_SECONDS": "2"},
+        cwd="/",  # as the postgres user may need it for pg_ctl
+    )  # fmt: skip
+    lines: list[str] = []
+    third = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line.rstrip())
+            if line.startswith(("trial 2 COMPLETE", "trial 2 PRUNED", "trial 2 FAIL")):
+                third.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert third.wait(240), "\n".join(lines[-20:])
+        quiet = {"cwd": "/", "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=True, timeout=60, **quiet)
+        time.sleep(6)
+        # the server's output to its log: a pipe held open by it would never reach EOF
+        data, port = pg_ctl[pg_ctl.index("-D") + 1], url.rsplit(":", 1)[1].split("/")[0]
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k /tmp"
+        start = [*pg_ctl, "-l", f"{data}/server.log", "-o", options, "start"]
+        subprocess.run(start, check=True, timeout=60, **quiet)
+        proc.wait(timeout=300)
+        stdout = proc.stdout.read()
+    finally:
+        proc.kill()
+    reader.join(10)
+    text = "\n".join(lines)
+    assert proc.returncode == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert sum("storage unreachable" in line for line in lines) == 1, text[-3000:]
+    assert sum("storage reachable again" in line for line in lines) == 1, text[-3000:]
+    study = optuna.load_study(study_name="box", storage=url)
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == trials, states
+    assert f"{trials}/{trials} trials finished" in stdout

@@ -487,9 +487,7 @@ def diagnose_cmd(
     ] = False,
     reverse: Annotated[
         bool,
-        typer.Option(
-            "--reverse/--no-reverse", help="Also put back one original value at a time."
-        ),
+        typer.Option("--reverse/--no-reverse", help="Also put back one original value at a time."),
     ] = True,
     study_name: StudyName = None,
     storage: Storage = None,

@@ -26,9 +26,10 @@ _COUNT_NAMES = {"conv_channels": "depth", "dense_units": "dense_layers"}  # same
 class Config:
     """Everything that defines one training run, each field with its unit or reason."""
 
-    # input: what the net sees of a uint8 pixel. "unit" = p / 255 in [0, 1] (docs/scenarios.md §1, every
-    # original); "centred" = 2 p / 255 - 1 in [-1, 1]. Zero-mean inputs keep a layer's weight
-    # gradients from all sharing one sign, which is what lets SGD move on 150k noisy inputs.
+    # input: what the net sees of a uint8 pixel. "unit" = p / 255 in [0, 1] (every original,
+    # docs/scenarios.md §1); "centred" = 2 p / 255 - 1 in [-1, 1]. Zero-mean inputs keep a
+    # layer's weight gradients from all sharing one sign, which is what lets SGD move on 150k
+    # noisy inputs.
     input_norm: str = "unit"
     # "whiten": a first 2x2 conv (no padding) whose 24 filters are the +/- eigenvectors of the
     # training images' 2x2 patch covariance, scaled to unit variance: fitted from data before

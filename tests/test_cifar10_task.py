@@ -209,8 +209,8 @@ def test_original_config_builds_and_runs() -> None:
     net = build_model(TASK.original, (3, 32, 32), TASK.n_outputs)
     out = net(torch.rand(2, 3, 32, 32))
     assert out.shape == (2, 10)
-    # Keras' model.summary() of the user's network (docs/scenarios.md §3) by hand: convs 896 + 9,248 +
-    # 18,496 + 36,928 + 73,856 + 147,584; dense 2,098,176 + 524,800 + 5,130.
+    # Keras' model.summary() of the user's network (docs/scenarios.md §3) by hand: convs 896 +
+    # 9,248 + 18,496 + 36,928 + 73,856 + 147,584; dense 2,098,176 + 524,800 + 5,130.
     assert count_parameters(net) == 2_915_114
     assert TASK.original.epochs == 50 and not TASK.original.augment
     with torch.no_grad():

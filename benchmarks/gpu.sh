@@ -7,17 +7,7 @@
 # --platform manylinux2014_x86_64 --platform any -d .whl mlflow==3.17.2 optuna==5.0.0`, then
 # keep only what the GPU image lacks (mlflow, mlflow-skinny, mlflow-tracing, optuna, alembic,
 # sqlalchemy, pydantic, fastapi, opentelemetry-*, databricks-sdk, ...: 47 wheels here).
-set -u
-REPO=$PWD
-export PYTHONUNBUFFERED=1 HPO_CACHE_DIR=/tmp/hpo-cache
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$REPO
-else
-  export PYTHONPATH=$REPO
-fi
+. benchmarks/gpu_env.sh  # REPO, OUT, the carried wheels on PYTHONPATH
 hpo() { python3 -m hpo "$@"; }
 step() { echo; echo "=== $* ($(date +%T))"; }
 python3 -c "import torch, optuna, mlflow; print('torch', torch.__version__, 'optuna', optuna.__version__, 'mlflow', mlflow.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')" \

@@ -13,18 +13,8 @@
 #          cifar10-airbench repository's legacy/airbench94.py, with its run count lowered; it is
 #          never committed). benchmarks/prepare_gpu.sh fills .gpu/.
 # Every step is capped with `timeout` and logs to $OUT, so a cut-off run still reports.
-set -u
-REPO=$PWD
-export PYTHONUNBUFFERED=1 HPO_CACHE_DIR=/tmp/hpo-cache
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. benchmarks/gpu_env.sh  # REPO, OUT, the carried wheels on PYTHONPATH
 STUDY_SECONDS=${STUDY_SECONDS:-300}
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$REPO
-else
-  export PYTHONPATH=$REPO
-fi
 step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
 python3 -c "import torch, optuna, mlflow; print('torch', torch.__version__, 'optuna', optuna.__version__, 'mlflow', mlflow.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

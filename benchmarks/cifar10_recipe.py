@@ -44,6 +44,7 @@ from hpo.spec import load_spec  # noqa: E402
 from hpo.tasks.cifar10 import TASK  # noqa: E402
 from hpo.train import (  # noqa: E402
     LOOKAHEAD_EVERY,
+    STEM_FIT_IMAGES,
     Lookahead,
     evaluate,
     lookahead_decay,
@@ -124,7 +125,7 @@ def bare_loop(config: Config, data: TaskData, device: torch.device) -> float:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if (stem := model.stem()) is not None:
-        stem.fit(to_float(data.train.x[:5000]))
+        stem.fit(to_float(data.train.x[:STEM_FIT_IMAGES]))
     optimizer = make_optimizer(config, model)
     averaged = Lookahead(model) if config.lookahead else None
     g = torch.Generator(device=device).manual_seed(0)

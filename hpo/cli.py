@@ -401,8 +401,10 @@ def report(
     if plots:
         from pathlib import Path
 
+        from hpo.plots import plots as draw
+
         Path(plots).mkdir(parents=True, exist_ok=True)
-        paths = report_mod.plots(loaded, plots)
+        paths = draw(loaded, plots)
         parent = loaded.user_attrs.get("mlflow_parent_run_id")
         if parent:
             from hpo.tracking import Tracker

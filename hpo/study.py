@@ -752,7 +752,7 @@ class Runner:
             return
         import tempfile
 
-        from hpo.report import plots
+        from hpo.plots import plots
 
         with tempfile.TemporaryDirectory() as tmp:
             paths = plots(self.study, tmp)

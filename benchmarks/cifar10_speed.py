@@ -33,10 +33,11 @@ from hpo.augment import flip_crop  # noqa: E402
 from hpo.config import Config  # noqa: E402
 from hpo.data import Split, TaskData, resolve_device  # noqa: E402
 from hpo.models import build_model, count_parameters  # noqa: E402
+from hpo.optim import make_optimizer  # noqa: E402
 from hpo.space import suggest  # noqa: E402
 from hpo.spec import load_spec  # noqa: E402
 from hpo.tasks.cifar10 import TASK  # noqa: E402
-from hpo.train import make_optimizer, train  # noqa: E402
+from hpo.trainer import train  # noqa: E402
 
 REAL_EPOCH = 45_000  # images in one epoch of the real training split (docs/scenarios.md §3)
 
@@ -98,7 +99,7 @@ def bare_loop(config: Config, data: TaskData, device: torch.device, epochs: int)
 
 
 def hpo_loop(config: Config, data: TaskData, device: torch.device, epochs: int) -> list[float]:
-    """Images/s per epoch of hpo.train.train (its own timing: training steps, no validation)."""
+    """Images/s per epoch of hpo.trainer.train (its own timing: training steps, no validation)."""
     result = train(config.replace(epochs=epochs), data, device=device, augment=TASK.augment)
     return [m["images_per_second"] for m in result.history]
 

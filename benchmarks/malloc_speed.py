@@ -20,7 +20,7 @@ if sys.argv[1] == "tuned":
     tune_malloc()
 from hpo.config import Config
 from hpo.tasks import TASKS
-from hpo.train import train
+from hpo.trainer import train
 task = TASKS["pixel"]
 n, size = int(sys.argv[2]), int(sys.argv[3])
 s = task.settings({"n_train_per_class": n, "n_val_per_class": 20, "image_size": size})

@@ -20,7 +20,7 @@ from hpo.config import Config
 from hpo.data import resolve_device
 from hpo.perf import tune_malloc
 from hpo.tasks import get_task
-from hpo.train import train
+from hpo.trainer import train
 
 TARGET = 0.99
 NETS = {"relu": ("relu", False), "sigmoid + batch norm": ("sigmoid", True)}

@@ -21,11 +21,12 @@ import optuna
 from hpo.cli import parse_data
 from hpo.config import Config
 from hpo.data import resolve_device
+from hpo.outcomes import TrainingError
 from hpo.perf import tune_malloc
 from hpo.space import suggest
 from hpo.spec import default_spec_path, load_spec
 from hpo.tasks import get_task
-from hpo.train import TrainingError, train
+from hpo.trainer import train
 
 OUT = Path(__file__).parent / "out"
 NORMS = ("unit", "centred")

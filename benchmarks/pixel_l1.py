@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from hpo import train as training  # noqa: E402
+from hpo import trainer as training  # noqa: E402
 from hpo.cli import parse_data
 from hpo.config import Config  # noqa: E402
 from hpo.data import resolve_device  # noqa: E402

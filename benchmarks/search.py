@@ -21,7 +21,9 @@ import optuna
 
 from hpo.cli import parse_data
 from hpo.perf import tune_malloc
-from hpo.study import Options, Runner, counts, resolve_spec
+from hpo.study.options import Options, resolve_spec
+from hpo.study.queries import counts
+from hpo.study.runner import Runner
 from hpo.tasks import get_task
 
 OUT = Path(__file__).parent / "out"
@@ -56,7 +58,7 @@ def until_target(
     task = get_task(task_name)
     runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
     runner.open()
-    from hpo.study import load_data
+    from hpo.study.runner import load_data
 
     runner.data = load_data(task, runner.settings, runner.device)
     t0 = time.monotonic()

@@ -22,7 +22,7 @@ OUT = Path(__file__).parent / "out"
 
 
 def objective(trial) -> float:
-    from hpo.study import counts
+    from hpo.study.queries import counts
 
     counts(trial.study)
     depth = trial.suggest_int("depth", 0, 3)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from hpo.data import Split, TaskData
-from hpo.train import metrics_for
+from hpo.trainer import metrics_for
 
 
 def _features(split: Split, grey: bool) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from hpo.errors import UserError
+from hpo.spec import PRUNERS, SAMPLERS
 
 # typer may vendor its own click: take the exception classes from wherever BadParameter lives
 _click = sys.modules[typer.BadParameter.__module__]
@@ -36,17 +37,9 @@ app = typer.Typer(
 )
 
 
-class Sampler(StrEnum):
-    tpe = "tpe"
-    random = "random"
-    cmaes = "cmaes"
-    gp = "gp"
-
-
-class Pruner(StrEnum):
-    hyperband = "hyperband"
-    median = "median"
-    none = "none"
+# the choices, from hpo.spec's registry (which the spec validation and the factories use too)
+Sampler = StrEnum("Sampler", {name: name for name in SAMPLERS})
+Pruner = StrEnum("Pruner", {name: name for name in PRUNERS})
 
 
 class Format(StrEnum):
@@ -227,14 +220,12 @@ def study(
     ] = None,
 ) -> None:
     """Create or resume a study and run it until it holds --trials finished trials."""
+    from hpo.outcomes import Stop
+    from hpo.study.options import Options
     from hpo.workers import DEADLINE_ENV, WORKER_ENV
 
-    if trials < 1:
-        raise UserError(f"--trials must be at least 1 (got {trials})")
     overrides = parse_data(data or [])
-    if subset is not None:
-        if not 0 < subset <= 1:
-            raise UserError(f"--subset must be in (0, 1], got {subset}")
+    if subset is not None:  # the task checks its range (one line, exit 2)
         overrides["subset"] = subset
     worker = WORKER_ENV in os.environ
     if not worker:  # at once, before the slow imports, and once, not once per worker
@@ -247,24 +238,9 @@ def study(
         deadline = float(os.environ[DEADLINE_ENV])
     elif timeout is not None:
         deadline = (_STARTED[0] if _STARTED else time.time()) + timeout
-    code = 0
-    if workers > 1:  # before torch and optuna are imported here: the workers start at once
-        from hpo.storage import storage_url
-        from hpo.workers import spawn
-
-        def load() -> None:  # the summary's imports, while the workers train
-            import mlflow  # noqa: F401
-
-            import hpo.study  # noqa: F401
-
-        code = spawn(_ARGV, workers, storage_url(storage), deadline, meanwhile=load)
-        if code not in (0, 1):  # 1: a worker stopped on failing trials; the summary still helps
-            raise typer.Exit(code)
-    from hpo import study as study_mod
-
     if data_dir:
         os.environ["HPO_DATA_DIR"] = data_dir  # read by the tasks that download data
-    options = study_mod.Options(
+    options = Options(
         trials=trials,
         timeout=timeout,
         storage=storage,
@@ -278,26 +254,41 @@ def study(
         spec=spec,
         trial_timeout=trial_timeout,
         seeds=seeds,
-        objectives=study_mod.parse_objectives(objective),
+        objectives=objective,
         original=original,
         baselines=baseline,
         data=overrides,
         deadline=deadline,
         worker=worker,
     )
+    code = 0
+    if workers > 1:  # before torch and optuna are imported here: the workers start at once
+        from hpo.storage import storage_url
+        from hpo.workers import spawn
+
+        def load() -> None:  # the summary's imports, while the workers train
+            import mlflow  # noqa: F401
+
+            import hpo.study.runner  # noqa: F401
+
+        code = spawn(_ARGV, workers, storage_url(storage), deadline, meanwhile=load)
+        if code not in (0, 1):  # 1: a worker stopped on failing trials; the summary still helps
+            raise typer.Exit(code)
+    from hpo.study import runner
+
     if workers > 1:  # every worker has stopped: the parent only sums up what they filled
-        summary = study_mod.summarize(task, options, echo_err)
+        summary = runner.summarize(task, options, echo_err)
     else:
-        summary = study_mod.run(task, options, echo_err)
+        summary = runner.run(task, options, echo_err)
     if options.worker:  # a worker of --workers K: the parent sums up, once
-        if summary.stopped and "failed" in summary.stopped:
+        if summary.stop is Stop.FAILURES:
             echo_err(f"worker {os.environ[WORKER_ENV]} stopped early: {summary.stopped}")
             raise typer.Exit(1)
         return
     typer.echo(format_summary(summary))
     if summary.stopped:
         echo_err(f"stopped early: {summary.stopped}")
-        if "failed" in summary.stopped:
+        if summary.stop is Stop.FAILURES:
             raise typer.Exit(1)
     if workers > 1 and code:
         raise typer.Exit(code)
@@ -393,10 +384,11 @@ def report(
 ) -> None:
     """Print the study's leaderboard, with the baselines and the original config."""
     from hpo import report as report_mod
+    from hpo.study import queries as study_queries
     from hpo.tasks import get_task
 
     get_task(task)
-    loaded = report_mod.load(study_name or task, storage)
+    loaded = study_queries.load(study_name or task, storage)
     typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
     if plots:
         from pathlib import Path
@@ -431,7 +423,7 @@ def train(
 ) -> None:
     """Retrain the selected config on train + validation, evaluate it once on the test split,
     log the model to MLflow and register it under the study's name."""
-    from hpo.final import retrain_and_register
+    from hpo.train import retrain_and_register
 
     if sum([best, trial is not None, original]) > 1:
         raise UserError("choose one of --best, --trial N, --original")
@@ -508,11 +500,12 @@ def diagnose_cmd(
     measure what fixes it: one change at a time from the original (screened on one seed,
     confirmed on K), a smallest set of changes that succeeds on K of K seeds, and the reverse
     from the study's best config."""
-    from hpo import answer
+    from hpo import diagnose as diagnosis
+    from hpo import diagnose_report
 
     if not original:
         raise UserError("hpo diagnose needs --original (what it replays)")
-    result = answer.run(
+    result = diagnosis.run(
         task,
         seeds=seeds,
         study_name=study_name,
@@ -527,9 +520,9 @@ def diagnose_cmd(
         reverse=reverse,
     )
     if tracking:
-        run_id = answer.log_to_mlflow(result, storage, tracking_uri)
+        run_id = diagnose_report.log_to_mlflow(result, storage, tracking_uri)
         echo_err(f"MLflow: run {run_id} (kind=diagnosis) of experiment {result['study']!r}")
-    typer.echo(answer.render(result, format.value))
+    typer.echo(diagnose_report.render(result, format.value))
 
 
 @app.command()

@@ -6,19 +6,21 @@ config, epochs, device type) on disk and reused by every later study on this mac
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hpo.baselines import run_baselines
 from hpo.config import Config
 from hpo.data import TaskData
+from hpo.locks import locked
+from hpo.outcomes import Diverged, Outcome, TrainingError
 from hpo.tasks.base import Task
+from hpo.trainer import train
 
 Echo = Callable[[str], None]
 
@@ -31,27 +33,15 @@ def cache_dir() -> Path:
     return Path(base) / "hpo"
 
 
-def _key(**parts: Any) -> str:
+def key_of(**parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@contextmanager
-def _locked(path: Path):
-    """An exclusive lock, so two workers on one machine compute a reference only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def cached(kind: str, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict, bool]:
     """(result, was_cached) for the JSON-able result of compute(), stored under cache_dir()."""
     path = cache_dir() / kind / f"{key}.json"
-    with _locked(path):
+    with locked(path.with_suffix(".lock")):
         if path.exists():
             try:
                 return json.loads(path.read_text()), True
@@ -62,6 +52,21 @@ def cached(kind: str, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(path)
         return result, False
+
+
+ORIGINALS_VERSION = 2  # bump when what a cached replay holds changes (2: its outcome)
+
+
+def original_key(task: Task, settings: dict, config: Config, device: str, seed: int) -> str:
+    """The cache key of one replay of the original (also read by `hpo diagnose`)."""
+    return key_of(
+        version=ORIGINALS_VERSION,
+        task=task.name,
+        data=settings,
+        config=config.to_dict(),
+        device=device,
+        seed=seed,
+    )
 
 
 def original_config(task: Task, epochs: int | None) -> Config:
@@ -79,12 +84,8 @@ def replay_original(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Train the original config (cached). Returns metrics, history and how it ended."""
-    from hpo.train import Diverged, TrainingError, train
-
     config = original_config(task, epochs)
-    key = _key(
-        task=task.name, data=settings, config=config.to_dict(), device=device.type, seed=seed
-    )
+    key = original_key(task, settings, config, device.type, seed)
 
     def compute() -> dict[str, Any]:
         echo(
@@ -103,16 +104,16 @@ def replay_original(
                 f" ({seconds:.1f} s/epoch, ~{left / 60:.1f} min left)"
             )
 
-        status, reason, history = "ok", "", []
+        status, reason, history, outcome = "ok", "", [], Outcome.COMPLETE
         try:
             result = train(
                 config, data, device=device, seed=seed, report=report, augment=task.augment
             )
             history = result.history
         except Diverged as e:
-            status, reason = "diverged", str(e)
+            status, reason, outcome = "diverged", str(e), e.outcome
         except (TrainingError, ValueError) as e:  # e.g. the net does not fit the image size
-            status, reason = "error", str(e)
+            status, reason, outcome = "error", str(e), Outcome.FAILED
         metrics = dict(history[-1]) if history else {}
         return {
             "metrics": metrics,
@@ -120,6 +121,7 @@ def replay_original(
             "epochs": len(history),
             "of_epochs": task.original.epochs,
             "status": status,
+            "outcome": outcome.value,
             "reason": reason,
             "seconds": time.monotonic() - t0,
             "params": config.params(),
@@ -135,9 +137,7 @@ def replay_original(
 
 def baselines(task: Task, settings: dict[str, Any], data: TaskData, echo: Echo) -> dict[str, Any]:
     """{name: metrics} of the task's scikit-learn baselines on the same splits (cached)."""
-    from hpo.baselines import run_baselines
-
-    key = _key(task=task.name, data=settings, baselines=task.baselines)
+    key = key_of(task=task.name, data=settings, baselines=task.baselines)
 
     def compute() -> dict[str, Any]:
         echo(f"fitting baseline(s) {', '.join(task.baselines)} on the same train/validation split")

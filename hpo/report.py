@@ -8,21 +8,7 @@ from typing import Any
 
 import optuna
 
-from hpo.errors import UserError
-from hpo.storage import mask, open_storage, storage_url
-from hpo.study import best_trial, pareto_front, trial_record
-
-
-def load(study_name: str, storage: str | None) -> optuna.Study:
-    """The stored study, or a UserError naming the studies that do exist."""
-    backend = open_storage(storage)
-    try:
-        return optuna.load_study(study_name=study_name, storage=backend)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
-        known = ", ".join(names) if names else "none"
-        where = mask(storage_url(storage))
-        raise UserError(f"no study {study_name!r} in {where} (studies there: {known})") from None
+from hpo.study.queries import best_trial, pareto_front, trial_record
 
 
 def build(study: optuna.Study) -> dict[str, Any]:

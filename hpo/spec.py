@@ -8,8 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hpo.config import Config
 from hpo.errors import UserError
 
+# The registry of sampler and pruner names: the CLI choices, the spec validation and the
+# factories (hpo.study.create) are all drawn from it.
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("hyperband", "median", "none")
 OBJECTIVES = ("mean", "worst")
@@ -186,8 +189,6 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         kw[key] = _study_value(key, value, fail)
     space = {name: _param(name, value, fail) for name, value in _table(raw, "space", fail).items()}
     base = _table(raw, "base", fail)
-    from hpo.config import Config
-
     for param in space.values():  # named choices (optimizer, activation, ...) must exist
         if SPACE_KEYS[param.name] is str:
             for choice in param.choices if param.choices is not None else (param.value,):

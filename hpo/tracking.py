@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hpo import __version__
+from hpo import __version__, quiet
 from hpo.errors import UserError, first_line
+from hpo.locks import locked
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflow run status
@@ -66,8 +68,6 @@ class Tracker:
     """Logs one study to MLflow through MlflowClient (no global active-run state)."""
 
     def __init__(self, uri: str | None, experiment: str) -> None:
-        from hpo import quiet
-
         quiet.libraries()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         for name, value in HTTP_DEFAULTS.items():
@@ -199,22 +199,15 @@ class Tracker:
 
 
 @contextmanager
-def _store_lock(uri: str):
+def _store_lock(uri: str) -> Iterator[None]:
     """Workers starting together on one fresh SQLite store would race to create its schema:
     serialise the first use through a lock file beside it. Servers handle this themselves."""
     if not uri.startswith("sqlite:///"):
         yield
         return
-    import fcntl
-
     path = Path(uri.removeprefix("sqlite:///")).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(f"{path}.lock"):
+        yield
 
 
 def _finite(v: Any) -> bool:
@@ -222,3 +215,135 @@ def _finite(v: Any) -> bool:
         return float(v) == float(v) and abs(float(v)) != float("inf")
     except (TypeError, ValueError):
         return False
+
+
+# Optuna's name for how a trial ended, as the trial run's `optuna_state` tag
+OPTUNA_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "out_of_time": "PRUNED"}
+
+
+class StudyLog:
+    """Everything one study process logs to MLflow, behind one object: the parent run, one run
+    per trial with its epochs, the references and the plots. With `tracker` None (tracking
+    off) every call does nothing. A failing call never fails a trial: it is reported in one
+    line and logging goes on."""
+
+    def __init__(self, tracker: Tracker | None, task: Any, device: str, echo: Any) -> None:
+        self.tracker, self.task, self.device, self.echo = tracker, task, device, echo
+        self.parent_id: str | None = None
+        self.baseline: dict[str, dict[str, float]] = {}  # for each trial's gain over it
+
+    @property
+    def uri(self) -> str | None:
+        return self.tracker.uri if self.tracker is not None else None
+
+    def _safe(self, what: str, fn: Any) -> Any:
+        if self.tracker is None:
+            return None
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - tracking must not kill the study
+            self.echo(f"warning: MLflow {what} failed: {first_line(e, 200)}")
+            return None
+
+    def parent(self, study: Any, created: bool, wait_for_attr: Any) -> None:
+        """The study's parent run: created by the worker that created the study, found by the
+        others through the study's `mlflow_parent_run_id` attr."""
+        if self.tracker is None:
+            return
+        key = "mlflow_parent_run_id"
+        if not created:
+            found = wait_for_attr(study, key).get(key)
+            if found:
+                self.parent_id = found
+                return
+        self.parent_id = self.tracker.create_parent(
+            study.study_name, self.task.name, {"metric": self.task.metric}
+        )
+        study.set_user_attr(key, self.parent_id)
+
+    def start_trial(self, number: int, config: Any, seeds: list[int]) -> str | None:
+        def go() -> str:
+            run_id = self.tracker.start_run(
+                self.parent_id,
+                f"trial-{number}",
+                {
+                    "kind": "trial",
+                    "task": self.task.name,
+                    "trial_number": number,
+                    "optuna_state": "RUNNING",
+                    "device": self.device,
+                    "seeds": ",".join(map(str, seeds)),
+                },
+            )
+            self.tracker.log_params(run_id, config.params())
+            return run_id
+
+        return self._safe("start run", go)
+
+    def epoch(
+        self, run_id: str | None, epoch: int, metrics: dict[str, float], per_seed: list[dict]
+    ) -> None:
+        if not run_id:
+            return
+        both = dict(metrics)
+        if len(per_seed) > 1:  # per-seed curves next to the mean
+            for k, m in enumerate(per_seed):
+                both[f"{self.task.metric}_seed{k}"] = m[self.task.metric]
+                both[f"train_loss_seed{k}"] = m["train_loss"]
+        self._safe("log metrics", lambda: self.tracker.log_metrics(run_id, both, epoch))
+
+    def gain_over_baseline(self, metrics: dict[str, float]) -> float | None:
+        """How much better than the first baseline the run is (> 0 = better), in the metric."""
+        value = metrics.get(self.task.metric)
+        if value is None or not self.baseline:
+            return None
+        reference = next(iter(self.baseline.values())).get(self.task.metric)
+        if reference is None:
+            return None
+        return value - reference if self.task.direction == "maximize" else reference - value
+
+    def end_trial(
+        self, run_id: str | None, outcome: str, reason: str, metrics: dict, label: str
+    ) -> None:
+        if not run_id:
+            return
+
+        def go() -> None:
+            state = OPTUNA_STATE.get(outcome, "FAIL")
+            tags = {"optuna_state": state, "diagnosis": label}
+            if reason:
+                tags["reason"] = reason
+            self.tracker.set_tags(run_id, tags)
+            gain = self.gain_over_baseline(metrics)
+            if gain is not None:
+                self.tracker.log_metrics(run_id, {"gain_over_baseline": gain})
+            self.tracker.end_run(run_id, state)
+
+        self._safe("end run", go)
+
+    def reference(
+        self,
+        kind: str,
+        name: str,
+        metrics: dict[str, float],
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
+        """A baseline or the original, as a finished run beside the trials."""
+        self._safe(
+            f"log {kind}",
+            lambda: self.tracker.log_reference(self.parent_id, kind, name, metrics, params, tags),
+        )
+
+    def files(self, paths: list[str]) -> None:
+        if self.parent_id:
+            self._safe("plots", lambda: self.tracker.log_files(self.parent_id, paths))
+
+    def best(self, value: float) -> None:
+        if self.parent_id:
+            self._safe(
+                "parent run",
+                lambda: self.tracker.log_metrics(
+                    self.parent_id, {f"best_{self.task.metric}": value}
+                ),
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from hpo import ablation
+from hpo import ablation, knobs
 from hpo.config import Config
 from hpo.spec import Param
 from hpo.tasks import get_task
@@ -30,7 +30,7 @@ def runner(**kw) -> ablation.Runner:
 
 def test_the_ablation_names_the_knob_that_fixes_it():
     r = runner(disk_cache=False)
-    changes = ablation.single_changes(BROKEN, SPACE)
+    changes = knobs.single_changes(BROKEN, SPACE)
     assert changes[0].knob == "lr" and changes[0].value == 0.1  # nearest the original first
     out = ablation.forward(r, BROKEN, changes, [0, 1, 2], screen_all=False, original_value=None)
     fix = out["smallest"]
@@ -55,7 +55,7 @@ def test_the_reverse_finds_the_necessary_change():
 
 
 def test_representative_values_and_stops():
-    assert ablation.representative(Param("lr", low=1e-5, high=1.0, log=True)) == [
+    assert knobs.representative(Param("lr", low=1e-5, high=1.0, log=True)) == [
         1e-5,
         1e-4,
         1e-3,
@@ -63,8 +63,8 @@ def test_representative_values_and_stops():
         0.1,
         1.0,
     ]
-    assert ablation.representative(Param("depth", low=0, high=3)) == [0, 1, 2, 3]
-    assert ablation.representative(Param("dropout", low=0.0, high=0.5)) == [0.0, 0.2, 0.5]
+    assert knobs.representative(Param("depth", low=0, high=3)) == [0, 1, 2, 3]
+    assert knobs.representative(Param("dropout", low=0.0, high=0.5)) == [0.0, 0.2, 0.5]
     success = ("val_r2", 0.9)
     dead = [{"val_r2": 0.0, "val_pred_spread": 0.0}]
     assert "dead" in ablation.hopeless(dead, 10, success)

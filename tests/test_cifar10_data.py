@@ -16,16 +16,8 @@ import pytest
 
 from hpo.errors import UserError
 from hpo.tasks import cifar10_data as cd
-from hpo.tasks.cifar10_data import (
-    ARCHIVE,
-    FOLDER,
-    DataError,
-    default_data_dir,
-    ensure_cifar10,
-    label_names,
-    load_cifar10,
-    split_indices,
-)
+from hpo.tasks.cifar10_data import ARCHIVE, default_data_dir, ensure_cifar10
+from hpo.tasks.cifar10_files import FOLDER, DataError, label_names, load_cifar10, split_indices
 
 ROWS = 20  # per batch; the real files have 10,000
 # Published with the release (https://www.cs.toronto.edu/~kriz/cifar.html) and checked by

@@ -17,8 +17,10 @@ import pytest
 import torch
 
 from hpo.tasks import cifar10_data as cd
+from hpo.tasks import cifar10_files as cf
 from hpo.tasks.cifar10 import TASK
-from hpo.tasks.cifar10_data import FOLDER, ensure_cifar10, label_names, load_cifar10_split
+from hpo.tasks.cifar10_data import ensure_cifar10
+from hpo.tasks.cifar10_files import FOLDER, label_names, load_cifar10_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "cifar10"
 # The first labels of data_batch_1 and of test_batch in the official release.
@@ -70,7 +72,7 @@ def test_loader_reads_the_full_data_set_and_says_it_is_not_official(
     assert folder == real_dir / FOLDER
     # Decoded JPEGs: no batch is byte for byte the published one, so the notice names them.
     assert len(messages) == 1 and NOT_OFFICIAL in messages[0] and "\n" not in messages[0]
-    assert all(name in messages[0] for name in (*cd.TRAIN_BATCHES, cd.TEST_BATCH))
+    assert all(name in messages[0] for name in (*cf.TRAIN_BATCHES, cf.TEST_BATCH))
     assert label_names(folder) == CLASSES
 
     for split, n, first in [

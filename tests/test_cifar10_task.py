@@ -23,10 +23,11 @@ from hpo.errors import UserError
 from hpo.models import build_model, count_parameters
 from hpo.space import suggest
 from hpo.spec import load_spec
-from hpo.study import cpu_estimate
-from hpo.tasks import TASKS, cifar10_data
+from hpo.study.progress import cpu_estimate
+from hpo.tasks import TASKS, cifar10_data, cifar10_files
 from hpo.tasks.cifar10 import TASK, split
-from hpo.tasks.cifar10_data import ARCHIVE, FOLDER, DataError, load_cifar10_split, split_indices
+from hpo.tasks.cifar10_data import ARCHIVE
+from hpo.tasks.cifar10_files import FOLDER, DataError, load_cifar10_split, split_indices
 
 from .conftest import ROOT, hpo, write_spec
 from .test_cifar10_data import PUBLISHED_ARCHIVE_MD5, ROWS, md5_of, write_batches
@@ -177,13 +178,13 @@ def test_search_path_never_opens_test_batch(
 ) -> None:
     (extracted / "test_batch").write_bytes(b"not a pickle")  # present, so no re-extraction
     opened: list[str] = []
-    real = cifar10_data._unpickle
+    real = cifar10_files._unpickle
 
     def spy(path: Path):
         opened.append(path.name)
         return real(path)
 
-    monkeypatch.setattr(cifar10_data, "_unpickle", spy)
+    monkeypatch.setattr(cifar10_files, "_unpickle", spy)
     data = TASK.load(TASK.settings(), CPU)  # works: the damaged test batch is never read
     assert len(data.train) + len(data.val) == N_TRAIN
     assert sorted(opened) == [f"data_batch_{i}" for i in range(1, 6)]

@@ -169,7 +169,7 @@ def test_epochs_flag_replaces_a_fixed_space_epochs_and_says_so(scratch):
 
 
 def test_epochs_flag_replaces_a_searched_space_epochs(scratch):
-    from hpo.study import Options, resolve_spec
+    from hpo.study.options import Options, resolve_spec
 
     spec = write_spec(
         scratch / "searched.toml",

@@ -1,4 +1,4 @@
-"""The fast-recipe ingredients (hpo.config fields, hpo.models, hpo.train), each against what it
+"""The fast-recipe ingredients (hpo.config fields, hpo.models, hpo.trainer), each against what it
 promises: whitened patches, identity init, the BN groups, averaged weights, the schedules,
 alternating flips, test-time augmentation and small-data batch scaling."""
 
@@ -15,8 +15,9 @@ from hpo.augment import flip_crop, hflip
 from hpo.config import Config
 from hpo.data import Split, TaskData
 from hpo.models import Whiten, build_model
+from hpo.optim import Lookahead, lookahead_decay, lr_factor, make_optimizer
 from hpo.spec import SpecError, parse_spec
-from hpo.train import Lookahead, Trainer, lookahead_decay, lr_factor, make_optimizer
+from hpo.trainer import Trainer
 
 CPU = torch.device("cpu")
 RECIPE = Config(
@@ -244,7 +245,8 @@ def test_tta_only_at_the_last_epochs_validation() -> None:
 
 
 def test_a_gpu_sized_trial_timeout_is_off_on_the_cpu() -> None:
-    from hpo.study import Options, Runner
+    from hpo.study.options import Options
+    from hpo.study.runner import Runner
     from hpo.tasks import get_task
 
     raw = {"task": "box", "study": {"trial_timeout": 12, "trial_timeout_device": "cuda"}}

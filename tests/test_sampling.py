@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from hpo.sampling import RankStoppedByValue, as_ranked
-from hpo.study import make_sampler
+from hpo.study.create import make_sampler
 
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
 

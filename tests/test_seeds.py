@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from hpo.diagnose import diagnose
+from hpo.labels import diagnose
+from hpo.outcomes import Outcome
 from hpo.seeds import aggregate, objective_value, seed_list
-from hpo.study import Options, run
+from hpo.study.options import Options
+from hpo.study.runner import run
 
 from .conftest import hpo
 
@@ -42,37 +44,43 @@ def test_every_trial_is_judged_on_the_same_seeds():
 
 
 @pytest.mark.parametrize(
-    "history, reason, label",
+    "history, outcome, label",
     [
         (
             [{"val_r2": 0.001, "val_pred_spread": 0.01, "val_loss": 1, "train_loss": 1}],
-            "",
+            Outcome.COMPLETE,
             "collapsed_to_mean",
         ),
         (
             [{"val_r2": -0.2, "val_pred_spread": 0.0, "val_loss": 1, "train_loss": 1}],
-            "",
+            Outcome.COMPLETE,
             "collapsed_to_mean",
         ),
-        ([{"val_r2": 0.97, "val_pred_spread": 0.95, "val_loss": 1, "train_loss": 1}], "", "ok"),
+        (
+            [{"val_r2": 0.97, "val_pred_spread": 0.95, "val_loss": 1, "train_loss": 1}],
+            "complete",
+            "ok",
+        ),
         (
             [{"val_accuracy": 0.51, "val_over_chance": 0.01, "val_loss": 1, "train_loss": 1}],
-            "",
+            Outcome.COMPLETE,
             "stuck_at_chance",
         ),
-        ([], "loss became nan at epoch 1", "diverged"),
+        ([], Outcome.DIVERGED, "diverged"),
+        ([], Outcome.FAILED, "failed"),  # no epoch finished
+        ([], Outcome.OUT_OF_TIME, "failed"),
         (
             [
                 {"val_accuracy": 0.7, "val_over_chance": 0.6, "val_loss": v, "train_loss": t}
                 for v, t in [(1.4, 1.0), (1.3, 0.9), (1.35, 0.8), (1.4, 0.7), (1.5, 0.6)]
             ],
-            "",
+            Outcome.COMPLETE,
             "overfitting",
         ),
     ],
 )
-def test_diagnosis_labels(history, reason, label):
-    assert diagnose(history, reason) == label
+def test_diagnosis_labels(history, outcome, label):
+    assert diagnose(history, outcome) == label
 
 
 def test_a_multi_seed_study_is_deterministic_on_cpu(tiny_spec, scratch):
@@ -149,7 +157,7 @@ def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
 def test_diagnose_replays_the_original_for_the_spec_budget_by_default():
     """Without --epochs, `hpo diagnose` replays the original for the spec's original_epochs
     (box: 10 of the user's 1,000, hours on a CPU otherwise), like the study's replay."""
-    from hpo.answer import _spec_original_epochs
+    from hpo.diagnose import _spec_original_epochs
     from hpo.tasks import TASKS
 
     assert _spec_original_epochs("box") == 10 < TASKS["box"].original.epochs

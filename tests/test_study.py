@@ -9,7 +9,10 @@ import pytest
 
 from hpo.cli import format_summary
 from hpo.errors import UserError
-from hpo.study import Options, cut_short, run
+from hpo.outcomes import Outcome
+from hpo.study.options import Options
+from hpo.study.queries import cut_short
+from hpo.study.runner import run
 
 from .conftest import write_spec
 
@@ -59,6 +62,8 @@ def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(scratch):
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert failed, "lr 1e9 must have been sampled at least once with seed 0"
     assert all("loss became" in t.user_attrs["fail_reason"] for t in failed)
+    assert all(t.user_attrs["outcome"] == Outcome.DIVERGED for t in failed)
+    assert all(t.user_attrs["diagnosis"] == "diverged" for t in failed)
     assert all(t.params["lr"] == 1e9 for t in failed)
 
 
@@ -70,6 +75,7 @@ def test_trial_timeout_prunes_with_reason(scratch):
     trial = optuna.load_study(study_name="box", storage=url).trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert "trial_timeout" in trial.user_attrs["prune_reason"]
+    assert trial.user_attrs["outcome"] == Outcome.OUT_OF_TIME
     # tiny data: epochs finished before the budget ran out, so the cut trial has a value, and
     # with no complete trial the summary names it as what a larger budget would let finish
     assert trial.intermediate_values and trial.value is not None
@@ -82,18 +88,18 @@ def test_a_cut_trial_is_named_only_when_it_beats_every_complete_one():
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.9))
 
-    def pruned(value: float, reason: str):
+    def pruned(value: float, outcome: Outcome):
         return optuna.trial.create_trial(
             state=optuna.trial.TrialState.PRUNED,
             value=value,
             intermediate_values={1: value},
-            user_attrs={"prune_reason": reason},
+            user_attrs={"outcome": outcome.value},
         )
 
-    study.add_trial(pruned(0.95, "pruned by hyperband at epoch 1"))  # not a time-budget stop
-    study.add_trial(pruned(0.8, "trial_timeout 480 s: time budget ran out during epoch 4"))
+    study.add_trial(pruned(0.95, Outcome.PRUNED))  # by the pruner, not a time-budget stop
+    study.add_trial(pruned(0.8, Outcome.OUT_OF_TIME))
     assert cut_short(study) is None
-    study.add_trial(pruned(1.0, "trial_timeout 480 s: time budget ran out during epoch 5"))
+    study.add_trial(pruned(1.0, Outcome.OUT_OF_TIME))
     assert cut_short(study).number == 3
 
 

@@ -10,18 +10,11 @@ import torch
 
 from hpo.config import Config
 from hpo.models import build_model
+from hpo.optim import l1_thresholds, lr_factor, make_optimizer, shrink_l1
+from hpo.outcomes import Diverged, OutOfTime
 from hpo.tasks import TASKS
 from hpo.tasks.pixel import pixel_position
-from hpo.train import (
-    Diverged,
-    OutOfTime,
-    Trainer,
-    l1_thresholds,
-    lr_factor,
-    make_optimizer,
-    shrink_l1,
-    train,
-)
+from hpo.trainer import Trainer, train
 
 CPU = torch.device("cpu")
 

@@ -18,7 +18,7 @@ import torch
 from hpo.config import Config
 from hpo.data import Split
 from hpo.errors import UserError
-from hpo.tasks import cifar10_data
+from hpo.tasks import cifar10_data, cifar10_files
 from hpo.tasks.base import Task
 
 DEFAULTS: dict[str, Any] = {
@@ -71,7 +71,7 @@ def split(n: int, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     subset is contained in a larger one and validation is identical for every subset.
     """
     check_settings(settings)
-    train, val = cifar10_data.split_indices(n, settings["val_fraction"], settings["split_seed"])
+    train, val = cifar10_files.split_indices(n, settings["val_fraction"], settings["split_seed"])
     keep = _kept(len(train), settings["subset"])
     if keep < len(train):
         # its own stream ([seed, 1]), so that the subset does not depend on the val draw
@@ -101,13 +101,13 @@ def _split(x: np.ndarray, y: np.ndarray, index: np.ndarray) -> Split:
 
 def _load(settings: dict[str, Any]) -> tuple[Split, Split]:
     check_settings(settings)  # before any download: a typo should not cost 170 MB
-    x, y = cifar10_data.load_cifar10_split(_folder(), "train")  # never test_batch
+    x, y = cifar10_files.load_cifar10_split(_folder(), "train")  # never test_batch
     train, val = split(len(x), settings)
     return _split(x, y, train), _split(x, y, val)
 
 
 def _load_test(settings: dict[str, Any]) -> Split:
-    x, y = cifar10_data.load_cifar10_split(_folder(), "test")
+    x, y = cifar10_files.load_cifar10_split(_folder(), "test")
     return Split(torch.from_numpy(x), torch.from_numpy(y))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import shutil
 import sys
 import tarfile
@@ -26,20 +25,18 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
-from hpo.errors import UserError
+from hpo.tasks.cifar10_files import (
+    FILES,
+    FOLDER,
+    DataError,
+    reason_of,
+)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 # The checksum published on https://www.cs.toronto.edu/~kriz/cifar.html.
 MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE = "cifar-10-python.tar.gz"
-FOLDER = "cifar-10-batches-py"
 
-TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_BATCH = "test_batch"
-META = "batches.meta"
-FILES = (*TRAIN_BATCHES, TEST_BATCH, META)
 # The md5 of each file in the official archive, as torchvision's CIFAR10 checks them
 # (train_list, test_list, meta): a folder that differs is not the published data.
 FILE_MD5 = {
@@ -51,22 +48,12 @@ FILE_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
     "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
 }
-N_CLASSES = 10
-IMAGE_SHAPE = (3, 32, 32)
-
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30  # per socket operation, not the whole download: offline fails fast
 # Folder verdicts of this process, keyed by the folder, each file's (size, mtime) and the md5
 # table: hashing the 180 MB takes about half a second, so it happens (and is reported) once per
 # process.
 _VERDICTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
-
-
-class DataError(UserError):
-    """The data set is missing, corrupt or cannot be fetched; str() is one line for the user.
-
-    A `UserError`, so the CLI prints it as one line and exits with code 2.
-    """
 
 
 def default_data_dir() -> Path:
@@ -109,55 +96,9 @@ def ensure_cifar10(
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataError(f"cannot create the data directory {data_dir}: {_reason(e)}") from None
+        raise DataError(f"cannot create the data directory {data_dir}: {reason_of(e)}") from None
     _download(url, archive, md5, data_dir, progress)
     return _check_release(_extract(archive, data_dir, progress), progress)
-
-
-def load_cifar10(folder: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train_x, train_y, test_x, test_y): uint8 (N, 3, 32, 32) images and int64 (N,) labels."""
-    train_x, train_y = load_cifar10_split(folder, "train")
-    test_x, test_y = load_cifar10_split(folder, "test")
-    return train_x, train_y, test_x, test_y
-
-
-def load_cifar10_split(folder: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of one split: "train" reads data_batch_1..5 only, "test" reads test_batch only.
-
-    A search loads "train" and never opens test_batch, so the test set cannot leak into it.
-    """
-    names = {"train": TRAIN_BATCHES, "test": (TEST_BATCH,)}.get(split)
-    if names is None:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    batches = [_load_batch(Path(folder) / name) for name in names]
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
-
-
-def label_names(folder: Path | str) -> list[str]:
-    """The ten class names from `batches.meta`, in label order."""
-    path = Path(folder) / META
-    meta = _unpickle(path)
-    names = meta.get("label_names")
-    if not isinstance(names, list) or len(names) != N_CLASSES:
-        raise DataError(f"{path} is malformed: no list of {N_CLASSES} label_names")
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
-
-
-def split_indices(
-    n: int, val_fraction: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) sorted int64 indices into range(n); val is round(n * val_fraction) of them.
-
-    A fixed-seed permutation: the same n, fraction and seed give the same split on every machine.
-    """
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n_val = round(n * val_fraction)
-    perm = np.random.default_rng(seed).permutation(n)
-    # Sorted, so gathering a split reads memory in order; shuffling is the training loop's job.
-    return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
 
 
 # --- finding and fetching ---------------------------------------------------------------------
@@ -178,15 +119,6 @@ def _offline_hint(data_dir: Path, url: str, md5: str) -> str:
     return f"put {ARCHIVE} (md5 {md5}, from {url}) or its extracted {FOLDER}/ into {data_dir}"
 
 
-def _reason(error: BaseException) -> str:
-    """The error as a short single-line reason."""
-    reason: object = error
-    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
-        reason = error.reason  # str(URLError) wraps it in "<urlopen error ...>"
-    text = " ".join(str(reason).split())
-    return text or type(error).__name__
-
-
 def _md5_of(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as f:
@@ -199,7 +131,7 @@ def _verify_md5(archive: Path, md5: str) -> None:
     try:
         actual = _md5_of(archive)
     except OSError as e:
-        raise DataError(f"cannot read {archive}: {_reason(e)}") from None
+        raise DataError(f"cannot read {archive}: {reason_of(e)}") from None
     if actual != md5.lower():
         # Not deleted: it is the user's file, and they may want to look at it.
         raise DataError(
@@ -222,7 +154,7 @@ def _check_release(folder: Path, progress: Callable[[str], None] | None) -> Path
         try:
             stat = (folder / name).stat()
         except OSError as e:
-            raise DataError(f"cannot read {folder / name}: {_reason(e)}") from None
+            raise DataError(f"cannot read {folder / name}: {reason_of(e)}") from None
         stamps.append((name, stat.st_size, stat.st_mtime_ns))
     key = (str(folder.resolve()), tuple(stamps), tuple(sorted(FILE_MD5.items())))
     if key in _VERDICTS:
@@ -233,7 +165,7 @@ def _check_release(folder: Path, progress: Callable[[str], None] | None) -> Path
             if _md5_of(folder / name) != FILE_MD5[name]:
                 differ.append(name)
         except OSError as e:
-            raise DataError(f"cannot read {folder / name}: {_reason(e)}") from None
+            raise DataError(f"cannot read {folder / name}: {reason_of(e)}") from None
     _VERDICTS[key] = tuple(differ)
     if differ:
         # Used all the same (e.g. the JPEG-decoded copy made where the archive cannot be
@@ -286,7 +218,7 @@ def _download(
     except Exception as e:
         part.unlink(missing_ok=True)
         raise DataError(
-            f"could not download {url} ({_reason(e)}); {_offline_hint(data_dir, url, md5)}"
+            f"could not download {url} ({reason_of(e)}); {_offline_hint(data_dir, url, md5)}"
         ) from None
     except BaseException:
         # Ctrl-C and friends: no half file left behind, and the interrupt goes on as it was.
@@ -316,7 +248,7 @@ def _extract(archive: Path, data_dir: Path, progress: Callable[[str], None] | No
         # so a crash leaves a hidden temp directory, never a half folder that looks valid.
         tmp = Path(tempfile.mkdtemp(prefix=".cifar10-extract-", dir=data_dir))
     except OSError as e:
-        raise DataError(f"cannot extract into {data_dir}: {_reason(e)}") from None
+        raise DataError(f"cannot extract into {data_dir}: {reason_of(e)}") from None
     try:
         # The "data" filter (Python >= 3.11.4) is a second line of defence after our checks.
         kwargs: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -330,10 +262,10 @@ def _extract(archive: Path, data_dir: Path, progress: Callable[[str], None] | No
         _move_into_place(extracted, folder)
     except (tarfile.TarError, EOFError, zlib.error) as e:
         raise DataError(
-            f"{archive} is not a readable .tar.gz ({_reason(e)}); delete or replace it"
+            f"{archive} is not a readable .tar.gz ({reason_of(e)}); delete or replace it"
         ) from None
     except OSError as e:
-        raise DataError(f"cannot extract {archive} into {data_dir}: {_reason(e)}") from None
+        raise DataError(f"cannot extract {archive} into {data_dir}: {reason_of(e)}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
@@ -359,76 +291,3 @@ def _move_into_place(extracted: Path, folder: Path) -> None:
         if _missing(folder):
             raise
         # Another worker extracted the same archive at the same time and won: use theirs.
-
-
-# --- loading ----------------------------------------------------------------------------------
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """Unpickles the batch dicts, but refuses to import anything beyond what arrays need.
-
-    The extracted folder may not have been md5-checked, and plain pickle runs arbitrary code.
-    """
-
-    _ALLOWED = {
-        ("_codecs", "encode"),  # bytes pickled by Python 3 at protocol 2
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),  # numpy < 2 (the official files)
-        ("numpy._core.multiarray", "_reconstruct"),  # numpy >= 2
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        if module == "numpy.core.multiarray":
-            # numpy >= 2 warns on the old module path; the functions are the same.
-            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
-        return super().find_class(module, name)
-
-
-def _unpickle(path: Path) -> dict[str, Any]:
-    """One pickled dict from the official files, with its bytes keys decoded to str."""
-    try:
-        with path.open("rb") as f:
-            # encoding="bytes": the official files are Python 2 pickles of str (bytes) keys.
-            obj = _BatchUnpickler(f, encoding="bytes").load()
-    except FileNotFoundError:
-        raise DataError(f"{path} is missing; delete {path.parent} to extract it again") from None
-    except Exception as e:  # unpickling a damaged file can raise almost anything
-        raise DataError(
-            f"{path} is unreadable ({type(e).__name__}: {_reason(e)}); "
-            f"delete {path.parent} to extract it again"
-        ) from None
-    if not isinstance(obj, dict):
-        raise DataError(
-            f"{path} is malformed: not a dict; delete {path.parent} to extract it again"
-        )
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
-
-
-def _load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(x uint8 (n, 3, 32, 32), y int64 (n,)) from one batch file."""
-    batch = _unpickle(path)
-    data, labels = batch.get("data"), batch.get("labels")
-    width = int(np.prod(IMAGE_SHAPE))
-    problem = None
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
-        problem = "no uint8 2-D 'data' array"
-    elif data.shape[1] != width:
-        problem = f"'data' has {data.shape[1]} columns, expected {width}"
-    elif not isinstance(labels, list | np.ndarray) or len(labels) != data.shape[0]:
-        problem = f"'labels' is not a list of {data.shape[0]} labels"
-    if problem is None:
-        y = np.asarray(labels)
-        if y.size and (y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= N_CLASSES):
-            problem = f"'labels' are not integers in 0..{N_CLASSES - 1}"
-    if problem is not None:
-        raise DataError(
-            f"{path} is malformed: {problem}; delete {path.parent} to extract it again"
-        )
-    # Each row is the red, green, then blue 32x32 plane, row-major: exactly (3, 32, 32) in C order.
-    x = np.ascontiguousarray(data).reshape(-1, *IMAGE_SHAPE)
-    return x, y.astype(np.int64).reshape(-1)

@@ -1,0 +1,129 @@
+"""Sampler and pruner factories (named by hpo.spec's registry), and creating or loading the
+study so that exactly one of many simultaneous workers creates it."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from hpo import __version__
+from hpo.errors import UserError
+from hpo.sampling import RankStoppedByValue
+from hpo.spec import PRUNERS, SAMPLERS, Spec
+from hpo.study.options import directions_of, objective_names
+from hpo.tasks.base import Task
+
+
+def _tpe(seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
+    """Multivariate TPE, grouped for the conditional space, constant liar for parallel workers,
+    seeing a pruned trial ranked by the last value it reported (hpo.sampling)."""
+    return RankStoppedByValue(
+        optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=n_startup,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+    )
+
+
+# The factories, one per name of hpo.spec's registry (SAMPLERS, PRUNERS: the CLI's choices and
+# the spec's validation are drawn from the same names); each takes (seed, n_startup) / epochs.
+SAMPLER_FACTORIES: dict[str, Callable[[int | None, int], optuna.samplers.BaseSampler]] = {
+    "tpe": _tpe,
+    "random": lambda seed, n_startup: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed, n_startup: optuna.samplers.CmaEsSampler(
+        seed=seed, n_startup_trials=n_startup, warn_independent_sampling=False
+    ),
+    "gp": lambda seed, n_startup: optuna.samplers.GPSampler(
+        seed=seed, n_startup_trials=n_startup, warn_independent_sampling=False
+    ),
+}
+PRUNER_FACTORIES: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
+    "hyperband": lambda epochs: optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=epochs
+    ),
+    "median": lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    "none": lambda epochs: optuna.pruners.NopPruner(),
+}
+if tuple(SAMPLER_FACTORIES) != SAMPLERS or tuple(PRUNER_FACTORIES) != PRUNERS:
+    raise ImportError("hpo.spec's SAMPLERS/PRUNERS and the factories here name different sets")
+
+
+def make_sampler(name: str, seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
+    """The sampler registered under `name` (hpo.spec.SAMPLERS)."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    return SAMPLER_FACTORIES[name](seed, n_startup)
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner registered under `name` (hpo.spec.PRUNERS): Hyperband over epochs, median,
+    or none."""
+    return PRUNER_FACTORIES[name](max_epochs)
+
+
+def create_or_load(
+    storage: Any,
+    name: str,
+    task: Task,
+    spec: Spec,
+    settings: dict,
+    sampler,
+    pruner,
+    objectives: tuple[str, ...] = ("metric",),
+) -> tuple[optuna.Study, bool]:
+    """(study, created_here). Exactly one of many simultaneous workers creates the study:
+    the storage's unique study name decides."""
+    directions = directions_of(task, objectives)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            directions=directions,
+            sampler=sampler,
+            pruner=pruner,
+        )
+        study.set_user_attr("task", task.name)
+        study.set_user_attr("metric", task.metric)
+        study.set_user_attr("objectives", objective_names(task, objectives))
+        study.set_user_attr("data", settings)
+        study.set_user_attr("original_epochs", spec.original_epochs)  # for `hpo diagnose`
+        study.set_user_attr("hpo_version", __version__)
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    attrs = wait_for_attr(study, "data")
+    if attrs.get("task") not in (None, task.name):
+        raise UserError(
+            f"study {name!r} belongs to task {attrs['task']!r}; choose another --study-name"
+        )
+    found = [d.name.lower() for d in study.directions]
+    if found != directions:
+        names = ",".join(attrs.get("objectives") or [task.metric])
+        raise UserError(
+            f"study {name!r} was created with objective(s) {names} ({', '.join(found)}); "
+            "choose another --study-name or the same --objective"
+        )
+    if attrs.get("data") not in (None, settings):
+        raise UserError(
+            f"study {name!r} was created with data settings {attrs['data']}, not {settings}; "
+            "choose another --study-name"
+        )
+    return study, False
+
+
+def wait_for_attr(study: optuna.Study, key: str, seconds: float = 30.0) -> dict[str, Any]:
+    """The study's user attrs once `key` is set by the creating worker (bounded wait)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        attrs = study.user_attrs
+        if key in attrs or time.monotonic() > deadline:
+            return attrs
+        time.sleep(0.2)

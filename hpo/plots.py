@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.outcomes import Outcome
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -222,7 +224,10 @@ def history_figure(study: optuna.Study) -> Figure | None:
             zorder=3,
             label=f"pruned ({len(pruned)}): value at its last epoch",
         )
-    failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    failed = sum(  # surplus trials (the budget was already taken) were never trained
+        t.user_attrs.get("outcome") != Outcome.SURPLUS
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    )
     if failed:  # a legend entry only: they have no value to draw
         ax.plot([], [], linestyle="none", label=f"failed ({failed}): no value")
     _reference_lines(ax, refs)

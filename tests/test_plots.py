@@ -153,6 +153,7 @@ def test_failed_trials_are_counted_and_odd_attributes_do_not_stop_the_plots(
 ) -> None:
     study = study_of([0.35, 0.02, 7e-4], pruned=1)
     study.add_trial(create_trial(state=TrialState.FAIL))
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"outcome": "surplus"}))
     study.set_user_attr("baselines", {"ridge": "not a dict", "lasso": {"val_r2": 0.5}})
     study.set_user_attr("original", {"history": [None, {"val_mse": "nan"}, {"val_mse": 0.3}]})
     figure = plots.history_figure(study)

@@ -143,7 +143,7 @@ def test_hpo_log_level_brings_the_library_logs_back(level):
 
 
 def test_per_seed_statistics_only_with_several_seeds():
-    from hpo.cli import _metrics
+    from hpo.study.summary import _metrics
 
     m = {"val_accuracy": 0.9, "val_accuracy_std": 0.0, "val_accuracy_worst": 0.9,
          "success_rate": 0.0, "val_over_chance": 0.8, "val_loss": 0.3}  # fmt: skip

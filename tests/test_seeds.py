@@ -11,7 +11,7 @@ from hpo.labels import diagnose
 from hpo.outcomes import Outcome
 from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.study.options import Options
-from hpo.study.runner import run
+from hpo.study.run import run
 
 from .conftest import hpo
 

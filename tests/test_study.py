@@ -7,12 +7,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.cli import format_summary
 from hpo.errors import UserError
 from hpo.outcomes import Outcome
 from hpo.study.options import Options
 from hpo.study.queries import cut_short
-from hpo.study.runner import run
+from hpo.study.run import run
+from hpo.study.summary import format_summary
 
 from .conftest import write_spec
 

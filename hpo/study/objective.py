@@ -56,7 +56,7 @@ class Objective:
                 metrics = aggregate(per_seed, metric, task.direction, task.solved)
                 history.append(metrics)
                 ctx.log.epoch(run_id, epoch, metrics, per_seed)
-                ctx.progress.epoch(trial.number, epoch, config.epochs, metrics)
+                ctx.progress.epoch(epoch, config.epochs, metrics)
                 ctx.estimate_on_cpu(config, time.monotonic() - t0)
                 if not ctx.multi:  # Optuna prunes single-objective studies only
                     trial.report(objective_value(metrics, metric, ctx.spec.objective), epoch)

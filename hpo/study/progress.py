@@ -50,7 +50,7 @@ class Progress:
             f"{' bn' if config.batch_norm else ''}{f' l1 {config.l1:.2g}' if config.l1 else ''}"
         )
 
-    def epoch(self, number: int, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+    def epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         line = (
             f"  epoch {epoch}/{epochs}: {self.metric} {metrics[self.metric]:.4g} "
             f"train_loss {metrics['train_loss']:.4g} ({metrics['images_per_second']:.0f} img/s)"

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+import hpo.tasks.cifar10_data as cifar10_data
+import hpo.tasks.cifar10_files as cifar10_files
 from hpo.config import Config
 from hpo.data import Split
 from hpo.errors import UserError
-from hpo.tasks import cifar10_data, cifar10_files
 from hpo.tasks.base import Task
 
 DEFAULTS: dict[str, Any] = {

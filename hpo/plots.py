@@ -9,174 +9,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.outcomes import Outcome
+from hpo.plots_common import (
+    ORIGINAL_COLOUR,
+    TOP_CURVES,
+    TOP_IMPORTANCES,
+    TOP_PARAMS,
+    TOP_TRIALS,
+    TRIAL_COLOURS,
+    axis_label,
+    complete,
+    finite,
+    legend,
+    log_scale,
+    lower_is_better,
+    maximised,
+    metric_name,
+    new_figure,
+    original_curve,
+    original_label,
+    ranked,
+    reference_lines,
+    references,
+    trial_value,
+)
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-TOP_PARAMS = 5  # parameter axes of the parallel-coordinate plot
-TOP_IMPORTANCES = 10  # bars of the importance plot
-TOP_TRIALS = 30  # trials drawn in the parallel-coordinate plot
-TOP_CURVES = 5  # trials whose per-epoch curves are drawn in colour
-LOG_SPAN = 100.0  # max / min of the positive values above which the metric axis is log
-BASELINE_COLOURS = ("tab:green", "tab:olive", "tab:cyan", "tab:pink", "tab:gray")
-BASELINE_DASHES = ("--", ":", (0, (6, 2, 1, 2)))  # two baselines at one value stay apart
-TRIAL_COLOURS = ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown")
-ORIGINAL_COLOUR = "black"
-
-
-def lower_is_better(study: optuna.Study) -> Callable[[FrozenTrial], float] | None:
-    """The importance target for the metric (the first objective): None where Optuna takes
-    the direction from a single-objective study; else the metric, negated if maximised
-    (PED-ANOVA, Optuna's default, ranks what leads to low target values)."""
-    if len(study.directions) == 1:
-        return None
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return lambda t: sign * t.values[0]
-
-
-def metric_name(study: optuna.Study) -> str:
-    """The metric as the task names it (e.g. val_mse), else 'objective value'."""
-    return str(study.user_attrs.get("metric") or "objective value")
-
-
-def maximised(study: optuna.Study) -> bool:
-    """Whether the metric (the first objective) is maximised."""
-    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def trial_value(trial: FrozenTrial) -> float | None:
-    """The metric of a complete trial; of a pruned one, its last reported (epoch) value.
-    None where there is no finite value."""
-    if trial.state == TrialState.COMPLETE and trial.values:
-        return _finite(trial.values[0])
-    if trial.state == TrialState.PRUNED:
-        if trial.intermediate_values:
-            return _finite(trial.intermediate_values[max(trial.intermediate_values)])
-        return _finite(trial.value) if trial.values else None
-    return None
-
-
-def complete(study: optuna.Study) -> list[tuple[FrozenTrial, float]]:
-    """(trial, metric) of the complete trials with a finite metric, by trial number."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    pairs = [(t, trial_value(t)) for t in trials]
-    return sorted(((t, v) for t, v in pairs if v is not None), key=lambda p: p[0].number)
-
-
-def ranked(study: optuna.Study) -> list[tuple[FrozenTrial, float]]:
-    """The complete trials, best metric first."""
-    sign = -1.0 if maximised(study) else 1.0
-    return sorted(complete(study), key=lambda p: (sign * p[1], p[0].number))
-
-
-class Ref(NamedTuple):
-    """A reference line: a baseline or the original."""
-
-    label: str
-    value: float | None
-    colour: str
-    original: bool = False
-    dashes: Any = "--"
-
-
-def references(study: optuna.Study) -> list[Ref]:
-    """(label, metric value or None, colour) of the baselines and the original, as stored in
-    the study's user attributes. A reference without a value (e.g. a diverged original) keeps
-    its label, so the legend says why its line is missing."""
-    metric = metric_name(study)
-    out: list[Ref] = []
-    baselines = study.user_attrs.get("baselines") or {}
-    if isinstance(baselines, dict):
-        for i, (name, metrics) in enumerate(baselines.items()):
-            value = _finite(metrics.get(metric)) if isinstance(metrics, dict) else None
-            label = f"baseline {name}" + (f": {value:.3g}" if value is not None else ": no value")
-            colour = BASELINE_COLOURS[i % len(BASELINE_COLOURS)]
-            out.append(Ref(label, value, colour, dashes=BASELINE_DASHES[i % 3]))
-    original = study.user_attrs.get("original")
-    if isinstance(original, dict):
-        value = _finite((original.get("metrics") or {}).get(metric))
-        out.append(Ref(original_label(original, value), value, ORIGINAL_COLOUR, True))
-    return out
-
-
-def original_label(original: dict[str, Any], value: float | None) -> str:
-    """'original (10/1000 epochs, collapsed_to_mean): 0.351' and the like."""
-    epochs, of = original.get("epochs"), original.get("of_epochs")
-    notes = [f"{epochs}/{of} epochs"] if epochs is not None and of else []
-    status = original.get("status")
-    if status and status != "ok":
-        notes.append(str(status))
-    diagnosis = original.get("diagnosis")
-    if diagnosis and diagnosis not in ("ok", "healthy", status):
-        notes.append(str(diagnosis))
-    label = "original" + (f" ({', '.join(notes)})" if notes else "")
-    if value is not None:
-        return f"{label}: {value:.3g}"
-    reason = str(original.get("reason") or "")
-    return f"{label}: no value" + (f" ({reason[:50]})" if reason else "")
-
-
-def original_curve(study: optuna.Study) -> list[tuple[int, float]]:
-    """(epoch, metric) of the replayed original, epochs counted from 1 as trials report them."""
-    original = study.user_attrs.get("original")
-    if not isinstance(original, dict):
-        return []
-    metric = metric_name(study)
-    points = []
-    for epoch, row in enumerate(original.get("history") or [], start=1):
-        value = _finite(row.get(metric)) if isinstance(row, dict) else None
-        if value is not None:
-            points.append((epoch, value))
-    return points
-
-
-def log_scale(values: list[float]) -> bool:
-    """A log axis where every value is positive and they span more than two decades."""
-    if not values or min(values) <= 0:
-        return False
-    return max(values) / min(values) > LOG_SPAN
-
-
-def _axis_label(study: optuna.Study, log: bool) -> str:
-    better = "higher" if maximised(study) else "lower"
-    return f"{metric_name(study)} ({'log scale, ' if log else ''}{better} is better)"
-
-
-def _reference_lines(ax: Axes, refs: list[Ref]) -> None:
-    for ref in refs:
-        if ref.value is None:  # a legend entry only, saying why the line is missing
-            ax.plot([], [], linestyle="none", label=ref.label)
-        else:
-            style = "-." if ref.original else ref.dashes
-            ax.axhline(
-                ref.value, color=ref.colour, linestyle=style, linewidth=1.3, label=ref.label
-            )
-
-
-def _figure(width: float = 10.0, height: float = 5.5) -> tuple[Figure, Axes]:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    return figure, figure.add_subplot()
-
-
-def _legend(ax: Axes) -> None:
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
 
 
 def history_figure(study: optuna.Study) -> Figure | None:
@@ -202,7 +66,7 @@ def history_figure(study: optuna.Study) -> Figure | None:
     last = max([t.number for t, _ in done] + [n for n, _ in pruned])
     from matplotlib.ticker import MaxNLocator
 
-    figure, ax = _figure()
+    figure, ax = new_figure()
     top, value = ranked(study)[0]
     label = f"best so far (best: trial {top.number}, {value:.3g})"
     ax.step(steps + [last], best + best[-1:], where="post", color="tab:red", label=label)
@@ -230,19 +94,19 @@ def history_figure(study: optuna.Study) -> Figure | None:
     )
     if failed:  # a legend entry only: they have no value to draw
         ax.plot([], [], linestyle="none", label=f"failed ({failed}): no value")
-    _reference_lines(ax, refs)
+    reference_lines(ax, refs)
     if log:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
-    ax.set_ylabel(_axis_label(study, log))
+    ax.set_ylabel(axis_label(study, log))
     task = study.user_attrs.get("task")
     first = (
         f" (the first of {len(study.directions)} objectives)" if len(study.directions) > 1 else ""
     )
     ax.set_title(f"{task + ': ' if task else ''}{metric_name(study)}{first} of every trial")
     ax.grid(True, which="major", alpha=0.3)
-    _legend(ax)
+    legend(ax)
     return figure
 
 
@@ -268,7 +132,7 @@ def importance_figure(study: optuna.Study, found: dict[str, float]) -> Figure | 
     if not found:
         return None
     top = list(found.items())[:TOP_IMPORTANCES]
-    figure, ax = _figure(9.0, 0.9 + 0.45 * len(top))
+    figure, ax = new_figure(9.0, 0.9 + 0.45 * len(top))
     names = [k for k, _ in reversed(top)]
     shares = [v for _, v in reversed(top)]
     bars = ax.barh(names, shares, color="tab:blue")
@@ -353,7 +217,7 @@ def parallel_figure(study: optuna.Study, found: dict[str, float]) -> Figure | No
         columns.append(_unit([t.params.get(name) for t, _ in shown], present[name]))
     from matplotlib import colormaps
 
-    figure, ax = _figure(11.0, 5.5)
+    figure, ax = new_figure(11.0, 5.5)
     cmap = colormaps["viridis"]
     xs = list(range(len(columns)))
     for i in reversed(range(len(shown))):  # the best drawn last, on top
@@ -393,7 +257,7 @@ def curves_figure(study: optuna.Study) -> Figure | None:
 
     def points(t: FrozenTrial) -> list[tuple[int, float]]:  # step = epoch, from 1
         steps = sorted(t.intermediate_values.items())
-        return [(s, v) for s, v in steps if _finite(v) is not None]
+        return [(s, v) for s, v in steps if finite(v) is not None]
 
     top = [t for t, _ in ranked(study) if points(t)][:TOP_CURVES]
     if not top:  # e.g. a multi-objective study: Optuna takes no per-epoch reports there
@@ -411,7 +275,7 @@ def curves_figure(study: optuna.Study) -> Figure | None:
     log = log_scale(values + [r.value for r in refs if r.value is not None])
     from matplotlib.ticker import MaxNLocator
 
-    figure, ax = _figure()
+    figure, ax = new_figure()
     for i, t in enumerate(others):
         xs, ys = zip(*points(t), strict=True)
         label = f"other trials ({len(others)}, pruned ones included)" if i == 0 else None
@@ -426,16 +290,16 @@ def curves_figure(study: optuna.Study) -> Figure | None:
         label = original_label(study.user_attrs["original"], ys[-1])
         style = {"linestyle": "-.", "marker": "s", "markersize": 3, "linewidth": 1.6}
         ax.plot(xs, ys, color=ORIGINAL_COLOUR, label=label, zorder=1.9, **style)  # under trials
-    _reference_lines(ax, refs)
+    reference_lines(ax, refs)
     if log:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel(_axis_label(study, log))
+    ax.set_ylabel(axis_label(study, log))
     also = " and the original" if original else ""
     ax.set_title(f"{metric_name(study)} per epoch: the best {len(top)} trials{also}")
     ax.grid(True, which="major", alpha=0.3)
-    _legend(ax)
+    legend(ax)
     return figure
 
 

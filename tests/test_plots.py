@@ -12,7 +12,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from hpo import plots
+from hpo import plots, plots_common
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -161,7 +161,7 @@ def test_failed_trials_are_counted_and_odd_attributes_do_not_stop_the_plots(
     found = labels(figure)
     assert "failed (1): no value" in found
     assert "baseline ridge: no value" in found and "baseline lasso: no value" in found
-    assert plots.original_curve(study) == [(3, 0.3)]
+    assert plots_common.original_curve(study) == [(3, 0.3)]
     assert len(plots.plots(study, str(tmp_path))) == 4
 
 
@@ -234,8 +234,8 @@ def test_multi_objective_plots_the_metric() -> None:
 
 
 def test_log_scale_rule() -> None:
-    assert plots.log_scale([1e-4, 0.35])
-    assert not plots.log_scale([0.5, 1.0])
-    assert not plots.log_scale([0.0, 1e-4, 0.35])  # zero has no place on a log axis
-    assert not plots.log_scale([])
-    assert math.isclose(plots.LOG_SPAN, 100.0)
+    assert plots_common.log_scale([1e-4, 0.35])
+    assert not plots_common.log_scale([0.5, 1.0])
+    assert not plots_common.log_scale([0.0, 1e-4, 0.35])  # zero has no place on a log axis
+    assert not plots_common.log_scale([])
+    assert math.isclose(plots_common.LOG_SPAN, 100.0)

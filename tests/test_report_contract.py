@@ -1,0 +1,139 @@
+"""`hpo report --format json` is a contract for scripts: strict JSON (no NaN, no Infinity) with a
+pinned set of keys, over a study holding COMPLETE, PRUNED and FAIL trials. And one study
+through the shipped default path: TPE with Hyperband pruning."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from .conftest import hpo
+
+REPORT_KEYS = {
+    "study",
+    "task",
+    "metric",
+    "direction",
+    "objectives",
+    "trials",
+    "best",
+    "pareto_front",
+    "baselines",
+    "original",
+    "original_replay",
+}
+TRIAL_KEYS = {
+    "number",
+    "state",
+    "value",
+    "values",
+    "params",
+    "searched",
+    "metrics",
+    "reason",
+    "diagnosis",
+    "seconds",
+    "retry_of",
+}
+
+
+def _strict(text: str):
+    def refuse(name: str):
+        raise ValueError(f"not strict JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_report_json_is_strict_and_pinned_over_complete_pruned_and_failed_trials(scratch):
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    study = optuna.create_study(study_name="box", storage=url, direction="minimize")
+    for key, value in {"task": "box", "metric": "val_mse", "data": {}}.items():
+        study.set_user_attr(key, value)
+    lr = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
+    study.add_trial(
+        create_trial(
+            value=0.02,
+            params={"lr": 0.01},
+            distributions=lr,
+            user_attrs={"metrics": {"val_mse": 0.02, "val_r2": 0.9}, "outcome": "complete"},
+        )
+    )
+    study.add_trial(  # pruned at epoch 2 with a NaN metric: must come out as null
+        create_trial(
+            state=TrialState.PRUNED,
+            params={"lr": 0.5},
+            distributions=lr,
+            intermediate_values={1: 0.3, 2: 0.4},
+            user_attrs={
+                "metrics": {"val_mse": math.nan, "val_r2": -math.inf},
+                "prune_reason": "pruned by hyperband at epoch 2",
+                "outcome": "pruned",
+            },
+        )
+    )
+    study.add_trial(
+        create_trial(
+            state=TrialState.FAIL,
+            params={"lr": 1.0},
+            distributions=lr,
+            user_attrs={"fail_reason": "loss became nan at epoch 1", "outcome": "diverged"},
+        )
+    )
+    out = hpo("report", "box", "--storage", url, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = _strict(out.stdout)
+    assert set(data) == REPORT_KEYS
+    assert [t["state"] for t in data["trials"]] == ["COMPLETE", "PRUNED", "FAIL"]
+    for trial in data["trials"]:
+        assert set(trial) == TRIAL_KEYS
+    complete, pruned, failed = data["trials"]
+    assert data["best"]["number"] == complete["number"] and data["best"]["value"] == 0.02
+    assert pruned["metrics"] == {"val_mse": None, "val_r2": None}
+    assert failed["value"] is None and failed["reason"] == "loss became nan at epoch 1"
+
+
+@pytest.mark.parametrize("spec", ["studies/box.toml"])
+def test_a_study_through_the_default_tpe_and_hyperband_path(spec, scratch):
+    """The shipped box spec's own sampler and pruner (TPE, Hyperband), at tiny sizes: the
+    trials finish, the run says which sampler and pruner it used, and the report agrees."""
+    from .conftest import ROOT
+
+    text = (ROOT / spec).read_text()
+    assert 'sampler = "tpe"' in text and 'pruner = "hyperband"' in text
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    out = hpo(
+        "study",
+        "box",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        "--seed",
+        "0",
+        "--data",
+        "n_train=256",
+        "--data",
+        "n_val=64",
+        "--storage",
+        url,
+        "--no-original",
+        "--no-baseline",
+        "--tracking-uri",
+        f"sqlite:///{scratch / 'mlflow.db'}",
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "sampler tpe, pruner hyperband" in out.stderr
+    assert "6/6 trials finished" in out.stdout
+    study = optuna.load_study(study_name="box", storage=url)
+    states = {t.state for t in study.trials}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert TrialState.COMPLETE in states
+    # Hyperband saw every epoch of every trial: one intermediate value per epoch it ran
+    for t in study.trials:
+        assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))

@@ -1,5 +1,9 @@
 """MLflow logging: the only module that imports mlflow. One experiment per study, one parent
-run per study, one child run per trial, reference runs for baselines and the original."""
+run per study, one child run per trial, reference runs for baselines and the original.
+
+mlflow itself (seconds to import) is imported when a Tracker is made, on purpose: a study
+without tracking, and the CLI's check of a tracking server before its workers start, never pay
+for it. The study talks to MLflow through one StudyLog."""
 
 from __future__ import annotations
 

@@ -1,11 +1,18 @@
-"""Search efficiency: wall time and trials until a target, default sampler + pruner vs random
-search without pruning, median over several study seeds (CPU; --device cuda on a GPU).
+"""Search efficiency: default sampler + pruner vs random search without pruning, median over
+several study seeds (CPU; --device cuda on a GPU). Two measures:
 
-Targets: box val R2 >= 0.99, pixel val accuracy >= 0.99. Each study runs in memory with the
-task's shipped spec (optionally smaller data) until a complete trial reaches the target or
-the trial cap is hit. Prints a markdown table and writes benchmarks/out/search.csv.
+- until a target (box val R2 >= 0.99, pixel val accuracy >= 0.99): wall time and trials until
+  a complete trial reaches it, or the trial cap;
+- at equal wall time (--budget SECONDS, any task, e.g. cifar10): the best metric of the trials
+  that finished within the budget, per study seed, and the median over seeds.
+
+Each study runs in memory with the task's shipped spec (its enqueued known-good trial 0
+included, for every arm alike), optionally on smaller data. Prints a markdown table and writes
+benchmarks/out/search_<task>.csv.
 Usage: python benchmarks/search.py [--task box] [--seeds 5] [--max-trials 40]
        [--data n_train=2000] [--smoke]
+       python benchmarks/search.py --task cifar10 --budget 300 --seeds 3 --data subset=0.05
+       [--epochs 4]
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from hpo.cli import parse_data
 from hpo.perf import tune_malloc
 from hpo.study.options import Options, resolve_spec
 from hpo.study.queries import counts
-from hpo.study.runner import Runner
-from hpo.tasks import get_task
+from hpo.study.runner import Runner, load_data
+from hpo.tasks import TASKS, get_task
 
 OUT = Path(__file__).parent / "out"
 TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}
@@ -58,8 +65,6 @@ def until_target(
     task = get_task(task_name)
     runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
     runner.open()
-    from hpo.study.runner import load_data
-
     runner.data = load_data(task, runner.settings, runner.device)
     t0 = time.monotonic()
     best = -math.inf
@@ -82,9 +87,108 @@ def until_target(
     return math.inf, math.inf, best
 
 
+def within_budget(
+    task_name: str,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    seconds: float,
+    data: dict,
+    device: str,
+    epochs: int | None,
+    verbose: bool = False,
+) -> tuple[int, float]:
+    """(trials finished within `seconds`, best metric among them): no trial starts after the
+    budget, and one that ends past it does not count."""
+    task = get_task(task_name)
+    metric = task.metric
+    sign = 1.0 if task.direction == "maximize" else -1.0
+    options = Options(
+        trials=100_000,
+        storage="memory",
+        seed=seed,
+        device=device,
+        sampler=sampler,
+        pruner=pruner,
+        epochs=epochs,
+        tracking=False,
+        original=False,
+        baselines=False,
+        data=data,
+    )
+    runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
+    runner.open()
+    runner.data = load_data(task, runner.settings, runner.device)
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    best, finished = -math.inf, 0
+    while time.monotonic() < deadline:
+        runner._step(deadline)
+        if time.monotonic() > deadline:  # the trial that overran the budget does not count
+            break
+        t = runner.study.trials[-1]
+        finished += 1
+        value = t.user_attrs.get("metrics", {}).get(metric)
+        if t.state == optuna.trial.TrialState.COMPLETE and value is not None:
+            best = max(best, sign * value)
+        if verbose:
+            print(
+                f"  {time.monotonic() - t0:6.0f} s trial {t.number} {t.state.name} {metric} "
+                f"{value} best {sign * best:.4f}",
+                flush=True,
+            )
+    return finished, sign * best
+
+
+def equal_time(args, data: dict, seed_list, arms: dict, chosen: list[str]) -> None:
+    """--budget: every arm gets the same wall time per study seed; best metric per study."""
+    metric = get_task(args.task).metric
+    rows, per_seed = [], {}
+    for seed in seed_list:  # arms alternate within a seed, so machine noise hits both alike
+        for key in chosen:
+            label, sampler, pruner = arms[key]
+            n, best = within_budget(
+                args.task,
+                sampler,
+                pruner,
+                seed,
+                args.budget,
+                data,
+                args.device,
+                args.epochs,
+                args.verbose,
+            )
+            per_seed.setdefault(label, []).append((seed, n, best))
+            print(f"{label}, study seed {seed}: {n} trials in {args.budget:g} s, best {best:.4f}")
+    print(
+        f"\n{args.task}: best {metric} within {args.budget:g} s per study, data "
+        f"{data or 'default'}, epochs {args.epochs or 'from the spec'}, device {args.device}"
+    )
+    print("| search | best per study seed | median best | median trials |")
+    print("| --- | --- | --- | --- |")
+    for label, results in per_seed.items():
+        row = {
+            "search": label,
+            "per_seed": " / ".join(f"{b:.4f} (seed {s})" for s, _, b in results),
+            "median_best": round(statistics.median(b for _, _, b in results), 4),
+            "median_trials": statistics.median(n for _, n, _ in results),
+        }
+        rows.append(row)
+        print(f"| {label} | {row['per_seed']} | {row['median_best']} | {row['median_trials']} |")
+    OUT.mkdir(exist_ok=True)
+    with open(OUT / f"search_{args.task}_budget.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="box", choices=sorted(TARGETS))
+    parser.add_argument("--task", default="box", choices=sorted(TASKS))
+    parser.add_argument(
+        "--budget", type=float, help="seconds per study: compare at equal wall time"
+    )
+    parser.add_argument("--epochs", type=int, help="epochs per trial [default: the spec's]")
     parser.add_argument("--seeds", type=int, default=5, help="study seeds 0..N-1")
     parser.add_argument("--seed-list", help="these study seeds instead, e.g. 0,3")
     parser.add_argument("--max-trials", type=int, default=40)
@@ -105,7 +209,7 @@ def main() -> None:
         data |= {
             "box": {"n_train": 256, "n_val": 64, "image_size": 32, "square_size": 6},
             "pixel": {"n_train_per_class": 128, "n_val_per_class": 32, "image_size": 32},
-        }[args.task]
+        }.get(args.task, {})
     arms = {
         "default": ("default (tpe + hyperband)", "tpe", "hyperband"),
         "random": ("random, no pruning", "random", "none"),
@@ -113,6 +217,11 @@ def main() -> None:
     chosen = args.arms.split(",")
     if set(chosen) - set(arms):
         parser.error(f"--arms takes a comma list of {', '.join(arms)}")
+    if args.budget:
+        equal_time(args, data, seed_list, arms, chosen)
+        return
+    if args.task not in TARGETS:
+        parser.error(f"{args.task} has no target: compare at equal wall time with --budget")
     rows = []
     for label, sampler, pruner in [arms[a] for a in chosen]:
         results = []

@@ -25,3 +25,23 @@ def test_benchmark_smoke(script, scratch):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| --- |" in out.stdout  # a markdown table
+
+
+def test_search_benchmark_at_equal_wall_time(scratch):
+    """--budget: both arms get the same seconds per study seed; the table names the best."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--smoke", "--budget", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=scratch,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| search | best per study seed | median best | median trials |" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| default")]
+    rows += [line for line in out.stdout.splitlines() if line.startswith("| random")]
+    assert len(rows) == 2, out.stdout
+    for row in rows:  # at least one trial finished within the budget, with a finite R2
+        trials = float(row.rstrip(" |").rsplit("|", 1)[1])
+        assert trials >= 1 and "-inf" not in row and "nan" not in row

@@ -202,20 +202,27 @@ def diagnose_cmd(
 
 @app.command()
 def ui(
+    study: Annotated[
+        str | None,
+        typer.Argument(
+            help="Study (MLflow experiment) to open. [default: the one with the latest run]",
+            show_default=False,
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[
+        int, typer.Option(help="Port on 127.0.0.1 for the MLflow server; 0 picks a free one.")
+    ] = 5000,
 ) -> None:
-    """Start the MLflow UI on 127.0.0.1 over the same tracking store."""
-    import subprocess
+    """Start MLflow's UI on 127.0.0.1 over the tracking store and print one line with the URL
+    of the study's runs: MLflow's model-training view, the trials, baselines and the original
+    in one flat table sorted by the metric (best first), with the metric, kind, Optuna state,
+    diagnosis and the params that differ as columns (a shared view, the experiment tag
+    mlflow.sharedViewState.hpo). Ctrl-C or SIGTERM stops the server and every process it
+    started. With an http(s) tracking server, prints the study's URL there and exits."""
+    from hpo import ui as ui_mod
 
-    from hpo.tracking import tracking_uri as resolve
-
-    uri = resolve(tracking_uri)
-    if uri.startswith("http"):
-        raise UserError(f"{uri} is a tracking server already: open it in a browser")
-    echo_err(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    raise typer.Exit(subprocess.call([*command, "--host", "127.0.0.1", "--port", str(port)]))
+    raise typer.Exit(ui_mod.run(study, tracking_uri, port, typer.echo, echo_err))
 
 
 def _terminate(signum: int, frame: Any) -> None:

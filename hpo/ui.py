@@ -1,0 +1,468 @@
+"""`hpo ui`: MLflow's UI over the study's tracking store, opened on the study's runs, ready to
+compare, and stopped with every process it started.
+
+MLflow 3.17's page picks its GenAI or its model-training view from the URL's `workflowType`
+(else the browser's saved choice, GenAI by default); the runs table nests child runs under a
+collapsed parent unless it is sorted by something other than the start time or filtered, and it
+shows metric and param columns only once they are selected. The URL printed here asks for the
+model-training view (`workflowType=machine_learning`) on the runs tab
+(`#/experiments/<id>/runs`), as a table (`compareRunsMode=TABLE`), with a shared view
+(`viewStateShareKey=hpo`): the experiment tag `mlflow.sharedViewState.hpo`, written here, holds
+the sort (the study's metric, best first: one flat list of trials, baselines and the original)
+and the columns, in this order: the metric, `gain_over_baseline`, the kind, Optuna state,
+diagnosis, and the params that differ between the trials and the original.
+
+The server is `mlflow ui`, started in its own session; on exit (normal, Ctrl-C, SIGTERM,
+SIGHUP) its whole process group gets SIGTERM, then SIGKILL after a grace period. Everything
+talks to the server over its REST API: this module does not import mlflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from hpo.errors import UserError
+from hpo.tracking import check_server, shown, tracking_uri
+
+HOST = "127.0.0.1"
+SERVER_START_SECONDS = 120.0  # a first start imports MLflow and may upgrade the store's schema
+STOP_GRACE_SECONDS = 5.0  # after SIGTERM, before SIGKILL
+REQUEST_SECONDS = 30.0
+VIEW_KEY = "hpo"  # ?viewStateShareKey=hpo reads the experiment tag mlflow.sharedViewState.hpo
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+KIND_TAG = "mlflow.experimentKind"  # the experiment's type in MLflow's experiment list
+# the sort and filters of the runs page that a shared view may carry (MLflow's own names)
+FACETS = {
+    "searchFilter": "",
+    "startTime": "ALL",
+    "lifecycleFilter": "Active",
+    "modelVersionFilter": "All Runs",
+    "datasetsFilter": [],
+}
+TAG_COLUMNS = ("kind", "optuna_state", "diagnosis", "reason")
+COMPARED_KINDS = ("trial", "original")  # runs whose differing params become columns
+
+
+def run(
+    study: str | None,
+    uri: str | None,
+    port: int,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
+    """Start the UI (or, for an http(s) tracking server, point at it), print one line with the
+    study's URL, serve until interrupted; returns the exit code."""
+    uri = tracking_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+        api = Api(uri)
+        url, name = study_url(api, _public(uri), study)
+        say(_line(url, name, ""))
+        return 0
+    _check_store(uri)
+    port = _free_port(port)
+    warn(f"starting MLflow's server over {shown(uri)} on {HOST}:{port} ...")
+    server: Server | None = None
+    with _signals_interrupt():
+        try:
+            server = Server(uri, port)
+            _prefetch_tasks()
+            server.wait_ready()
+            url, name = study_url(Api(server.base), server.base, study)
+            say(_line(url, name, " (Ctrl-C stops the server)"))
+            code = server.wait()
+            warn(f"hpo ui: the MLflow server stopped by itself (exit code {code}){server.tail()}")
+            return code or 1
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM / SIGHUP (see _signals_interrupt)
+            return 0
+        finally:
+            left = server.stop() if server is not None else []
+            if left:
+                warn(f"hpo ui: MLflow server processes still running after SIGKILL: {left}")
+
+
+def _line(url: str, name: str | None, suffix: str) -> str:
+    what = f"study {name!r}" if name else "MLflow"
+    return f"hpo ui: {what} at {url}{suffix}"
+
+
+# the view
+def study_url(api: Api, base: str, study: str | None) -> tuple[str, str | None]:
+    """The URL of `study`'s runs (default: the study with the latest run) as a comparison
+    table, and the experiment's name; with no study in the store, the experiment list."""
+    experiment = _experiment(api, study)
+    if experiment is None:
+        return f"{base}/#/experiments?workflowType=machine_learning", None
+    eid, name = experiment["experiment_id"], experiment["name"]
+    tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+    if KIND_TAG not in tags:  # the type column of the experiment list: not GenAI
+        api.post(
+            "experiments/set-experiment-tag",
+            experiment_id=eid,
+            key=KIND_TAG,
+            value="custom_model_development",
+        )
+    query = {"workflowType": "machine_learning", "compareRunsMode": "TABLE"}
+    runs = _runs(api, eid)
+    parents = [r for r in runs if r["tags"].get("kind") == "study" and r["tags"].get("metric")]
+    if parents:  # an hpo study: its metric decides the sort and the columns
+        parent = parents[0]  # the latest (runs come newest first)
+        metric = parent["tags"]["metric"]
+        ascending = _ascending(parent, metric, runs)
+        state = view_state(metric, ascending, runs)
+        value = json.dumps(state, separators=(",", ":"))
+        api.post("experiments/set-experiment-tag", experiment_id=eid, key=VIEW_TAG, value=value)
+        query["viewStateShareKey"] = VIEW_KEY
+    return f"{base}/#/experiments/{eid}/runs?{urllib.parse.urlencode(query)}", name
+
+
+def view_state(metric: str, ascending: bool, runs: list[dict]) -> dict[str, Any]:
+    """MLflow's shared view state for the runs page: sorted by `metric` (which also lists child
+    runs flat, beside their parent), with the columns that compare the trials."""
+    metrics = [metric] + [
+        m for m in ("gain_over_baseline",) if any(m in r["metrics"] for r in runs)
+    ]
+    tags = [t for t in TAG_COLUMNS if any(t in r["tags"] for r in runs)]
+    columns = (
+        [_column("metrics", m) for m in metrics]
+        + [_column("tags", t) for t in tags]
+        + [_column("params", p) for p in differing_params(runs)]
+    )
+    return {
+        **FACETS,
+        "orderByKey": _column("metrics", metric),
+        "orderByAsc": ascending,
+        "selectedColumns": columns,
+        "columnOrder": columns,  # else MLflow's: params, metrics, tags (the state far right)
+    }
+
+
+def differing_params(runs: list[dict]) -> list[str]:
+    """The params whose values differ between the trials and the original (a param that some
+    of them lack differs too): the searched ones, not those every trial shares."""
+    compared = [r["params"] for r in runs if r["tags"].get("kind") in COMPARED_KINDS]
+    keys = sorted({k for params in compared for k in params})
+    return [k for k in keys if len({params.get(k) for params in compared}) > 1]
+
+
+def _column(kind: str, key: str) -> str:
+    return f"{kind}.`{key}`"  # MLflow's column and sort keys: metrics.`val_mse`
+
+
+def _ascending(parent: dict, metric: str, runs: list[dict]) -> bool:
+    """Lower is better? From the task registry; for a task it lacks, from the parent's best."""
+    try:
+        from hpo.tasks import TASKS
+
+        task = TASKS.get(parent["tags"].get("task", ""))
+        if task is not None and task.metric == metric:
+            return task.direction == "minimize"
+    except Exception:  # noqa: BLE001 - the sort order is a nicety; the page opens regardless
+        pass
+    best = parent["metrics"].get(f"best_{metric}")
+    values = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
+    return best is None or not values or best <= min(values)
+
+
+def _prefetch_tasks() -> None:
+    """Import the task registry (torch) while the server starts, not after."""
+    try:
+        import hpo.tasks  # noqa: F401
+    except Exception:  # noqa: BLE001 - _ascending copes without it
+        pass
+
+
+def _experiment(api: Api, study: str | None) -> dict | None:
+    if study is not None:
+        try:
+            found = api.get("experiments/get-by-name", experiment_name=study)
+            return found["experiment"]
+        except ApiError as e:
+            if e.code != "RESOURCE_DOES_NOT_EXIST":
+                raise UserError(f"MLflow: {e}") from None
+        names = [e["name"] for e in _experiments(api) if e["name"] != "Default"]
+        known = f"studies there: {', '.join(names)}" if names else "it holds no study yet"
+        raise UserError(f"no study {study!r} in the MLflow store ({known})")
+    experiments = _experiments(api)
+    if not experiments:
+        return None
+    latest = api.post(
+        "runs/search",
+        experiment_ids=[e["experiment_id"] for e in experiments],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    ).get("runs", [])
+    if not latest:
+        return None
+    eid = latest[0]["info"]["experiment_id"]
+    return next(e for e in experiments if e["experiment_id"] == eid)
+
+
+def _experiments(api: Api) -> list[dict]:
+    return api.post("experiments/search", max_results=1000).get("experiments", [])
+
+
+def _runs(api: Api, eid: str, limit: int = 10000) -> list[dict]:
+    """The experiment's active runs, newest first, as {tags, params, metrics} dicts."""
+    out: list[dict] = []
+    token = None
+    while len(out) < limit:
+        body: dict[str, Any] = {"experiment_ids": [eid], "max_results": 1000}
+        body["order_by"] = ["attributes.start_time DESC"]
+        if token:
+            body["page_token"] = token
+        page = api.post("runs/search", **body)
+        for r in page.get("runs", []):
+            data = r.get("data", {})
+            out.append(
+                {
+                    "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
+                    "params": {p["key"]: p["value"] for p in data.get("params", [])},
+                    "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])},
+                }
+            )
+        token = page.get("next_page_token")
+        if not token:
+            break
+    return out
+
+
+# MLflow's REST API
+class ApiError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class Api:
+    """JSON calls to an MLflow server's REST API (basic auth from the URL's user:password or
+    MLFLOW_TRACKING_USERNAME / _PASSWORD, else a bearer MLFLOW_TRACKING_TOKEN)."""
+
+    def __init__(self, uri: str) -> None:
+        parts = urllib.parse.urlsplit(uri)
+        self.base = _public(uri)
+        self.headers = {"Content-Type": "application/json"}
+        user = parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME")
+        password = parts.password or os.environ.get("MLFLOW_TRACKING_PASSWORD")
+        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        if user and password:
+            pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {pair}"
+        elif token:
+            self.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **query: Any) -> dict:
+        return self._call(f"{path}?{urllib.parse.urlencode(query)}", None)
+
+    def post(self, path: str, **body: Any) -> dict:
+        return self._call(path, json.dumps(body).encode())
+
+    def _call(self, path: str, data: bytes | None) -> dict:
+        url = f"{self.base}/api/2.0/mlflow/{path}"
+        request = urllib.request.Request(url, data=data, headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as e:
+            try:
+                body = json.load(e)
+            except ValueError:
+                body = {}
+            code = body.get("error_code", f"HTTP {e.code}")
+            raise ApiError(code, body.get("message", str(e.reason))) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise UserError(f"MLflow server {self.base} did not answer ({reason})") from None
+
+
+def _public(uri: str) -> str:
+    """The URI without user:password (for links) and without a trailing slash."""
+    parts = urllib.parse.urlsplit(uri.rstrip("/"))
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+# the local server
+class Server:
+    """`mlflow ui` on HOST:port in a session of its own; its output goes to a temporary file
+    (shown if it fails) unless HPO_LOG_LEVEL asks for the libraries' logs."""
+
+    def __init__(self, uri: str, port: int) -> None:
+        self.base = f"http://{HOST}:{port}"
+        env = dict(os.environ)
+        # the job runner and its huey consumers serve GenAI features (judges, trace rollups):
+        # 8 more processes, a slower start, nothing a study uses
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+        command += ["--host", HOST, "--port", str(port), "--workers", "1"]
+        self.log: BinaryIO | None = None
+        if not os.environ.get("HPO_LOG_LEVEL"):
+            self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
+            env=env,
+            start_new_session=True,  # its own process group: stopped as one, and Ctrl-C in
+        )  # the terminal reaches only hpo, which then stops the group
+
+    def wait_ready(self, wait: float = SERVER_START_SECONDS) -> None:
+        """Until /health answers; a UserError if the server exits or `wait` seconds pass."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise UserError(f"the MLflow server exited with code {code}{self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/health", timeout=2):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.25)
+        raise UserError(f"the MLflow server did not answer within {wait:g} s{self.tail()}")
+
+    def wait(self) -> int:
+        return self.proc.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the server's output, to follow an error line."""
+        if self.log is None:
+            return ""
+        self.log.seek(0, os.SEEK_END)
+        self.log.seek(max(0, self.log.tell() - 8192))
+        text = self.log.read().decode(errors="replace").strip().splitlines()[-lines:]
+        return ":\n" + "\n".join(text) if text else ""
+
+    def stop(self) -> list[int]:
+        """Stop the server and everything it started; the pids left (none, normally)."""
+        try:
+            return stop_group(self.proc)
+        finally:
+            if self.log is not None:
+                self.log.close()
+
+
+def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> list[int]:
+    """SIGTERM to the process group that `proc` leads, SIGKILL to what is left after `grace`
+    seconds; returns the pids still running (none, normally). Signals that would end hpo are
+    ignored meanwhile, so that a second Ctrl-C cannot cut the clean-up short."""
+    with _signals_ignored():
+        pgid = proc.pid  # a session leader: its pid is its group's id
+        left: list[int] = []
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            _killpg(pgid, sig)
+            deadline = time.monotonic() + grace
+            while True:
+                proc.poll()  # reap the leader, else it lingers as a zombie
+                left = group_members(pgid)
+                if not left or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if not left:
+                break
+        try:
+            proc.wait(timeout=grace)  # reap the leader (a zombie by now, if it is gone)
+        except subprocess.TimeoutExpired:
+            pass
+        return left
+
+
+def group_members(pgid: int) -> list[int]:
+    """The running (not zombie) processes of process group `pgid`."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: whether the group can still be signalled
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM (docker stop, a service manager) and SIGHUP (the terminal closed) end `hpo ui`
+    like Ctrl-C: a KeyboardInterrupt, so the server is stopped on the way out."""
+    yield from _handlers({signal.SIGTERM: _interrupt, signal.SIGHUP: _interrupt})
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    ignored = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    yield from _handlers(dict.fromkeys(ignored, signal.SIG_IGN))
+
+
+def _handlers(handlers: dict) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_store(uri: str) -> None:
+    """A SQLite store that does not exist would be created empty: say so instead."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise UserError(
+                f"no MLflow store at {path}: run `hpo study` first, or choose --tracking-uri "
+                "/ MLFLOW_TRACKING_URI"
+            )
+
+
+def _free_port(port: int) -> int:
+    """`port` if nothing listens on HOST:port (0: any free port); else a UserError."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            raise UserError(
+                f"port {port} on {HOST} is in use: choose another --port (0 picks a free one)"
+            ) from None
+        return s.getsockname()[1]

@@ -1,0 +1,180 @@
+"""`hpo ui`: the study's runs in MLflow's model-training view, checked in a real headless
+Chromium, and every process of the server gone after SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hpo import ui
+
+from .conftest import ROOT, hpo
+
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
+
+
+def run_(kind: str, name: str, params=None, metrics=None, **tags: str) -> dict:
+    return {
+        "name": name,
+        "tags": {"kind": kind, **tags},
+        "params": params or {},
+        "metrics": metrics or {},
+    }
+
+
+def test_view_sorts_by_the_metric_and_shows_the_columns_that_compare_trials():
+    same = {"bs": "32"}
+    runs = [
+        run_("study", "box", metrics={"best_val_mse": 0.1}, metric="val_mse", task="box"),
+        run_("trial", "trial-0", {"lr": "0.1", **same}, {"val_mse": 0.2}, optuna_state="COMPLETE"),
+        run_("trial", "trial-1", {"lr": "0.01", **same}, {"val_mse": 0.1}, optuna_state="PRUNED"),
+        run_("original", "original:box", {"lr": "0.01", "depth": "3", **same}),
+        run_("baseline", "baseline:linear", metrics={"val_mse": 0.05}),
+    ]
+    state = ui.view_state("val_mse", True, runs)
+    # sorted by the metric, lower first: MLflow then lists child runs flat, not nested
+    assert state["orderByKey"] == "metrics.`val_mse`" and state["orderByAsc"] is True
+    assert state["selectedColumns"] == [
+        "metrics.`val_mse`",
+        "tags.`kind`",
+        "tags.`optuna_state`",
+        "params.`depth`",  # the original's extra param differs too
+        "params.`lr`",  # bs is the same everywhere: not a column
+    ]
+    assert state["columnOrder"] == state["selectedColumns"]
+    assert state["searchFilter"] == "" and state["lifecycleFilter"] == "Active"
+
+
+def test_stop_group_ends_every_process_even_those_ignoring_sigterm():
+    proc = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True
+    )
+    deadline = time.monotonic() + 10
+    while len(ui.group_members(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(ui.group_members(proc.pid)) == 3
+    start = time.monotonic()
+    assert ui.stop_group(proc, grace=0.5) == []
+    assert ui.group_members(proc.pid) == [] and proc.returncode == -signal.SIGKILL
+    assert time.monotonic() - start < 5
+
+
+def test_a_missing_store_or_a_busy_port_is_one_line_and_exit_2(scratch: Path):
+    missing = hpo("ui", "--tracking-uri", f"sqlite:///{scratch / 'none.db'}", timeout=60)
+    assert missing.returncode == 2, missing.stderr
+    assert "no MLflow store at" in missing.stderr and "Traceback" not in missing.stderr
+    (scratch / "mlflow.db").touch()
+    with socket.socket() as busy:
+        busy.bind((ui.HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = hpo("ui", "--port", str(port), timeout=60)
+    assert taken.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in taken.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_ui_opens_the_trials_in_a_browser_and_sigterm_stops_every_process(
+    tiny_spec: Path, scratch: Path
+):
+    store = f"sqlite:///{scratch / 'mlflow.db'}"
+    study = hpo(
+        *("study", "box", "--trials", "2", "--epochs", "1", "--spec", str(tiny_spec)),
+        *("--storage", f"sqlite:///{scratch / 'hpo.db'}", "--tracking-uri", store),
+    )
+    assert study.returncode == 0, study.stderr[-2000:]
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "hpo", "ui", "--tracking-uri", store, "--port", "0"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc = subprocess.Popen(command, env=env, **pipes)
+    groups: set[int] = set()
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        try:
+            line = lines.get(timeout=90)  # the server's first start: MLflow's imports
+        except queue.Empty:
+            pytest.fail(f"hpo ui printed no URL in 90 s: {proc.poll()=}")
+        url = re.search(r"http://\S+", line).group(0)
+        assert line.startswith("hpo ui: study 'box' at http://127.0.0.1:")
+        assert "workflowType=machine_learning" in url and "#/experiments/" in url
+        port = int(re.search(r":(\d+)/", url).group(1))
+        groups = {pgid for pid in descendants(proc.pid) if (pgid := os.getpgid(pid)) != proc.pid}
+        assert len(groups) == 1  # the server, in a session of its own
+
+        text, dom = render(url, scratch)
+        assert "Token usage" not in text and "Sort: val_mse" in text
+        for name in ("trial-0", "trial-1", "baseline:linear_regression", "original:box"):
+            assert name in text  # child runs listed flat, not under a collapsed parent
+        for column in ("metrics.`val_mse`", "tags.`kind`", "tags.`optuna_state`"):
+            assert f'col-id="{column}"' in dom
+        assert "COMPLETE" in text
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        for pgid in groups:
+            assert ui.group_members(pgid) == []
+        assert port_closed(port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pgid in groups:
+            if ui.group_members(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+def render(url: str, scratch: Path) -> tuple[str, str]:
+    """The page as headless Chromium renders it: (visible text, DOM)."""
+    command = [
+        *(CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"),
+        *("--no-first-run", "--disable-background-networking", "--disable-component-update"),
+        *("--disable-sync", f"--user-data-dir={scratch / 'chromium'}", "--window-size=1600,1000"),
+        *("--virtual-time-budget=15000", "--dump-dom", url),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    dom = out.stdout
+    assert "<body" in dom, out.stderr[-2000:]
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+    return text, dom
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for c, p in parents.items() if p in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def port_closed(port: int, wait: float = 10.0) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((ui.HOST, port)) != 0:
+                return True
+        time.sleep(0.2)
+    return False

@@ -18,10 +18,9 @@ W=/tmp/hpo-work; mkdir -p $W; cd $W
 parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(speed study diagnose)
 for part in "${parts[@]}"; do
   case $part in
-  speed)
-    step "cifar10 training loop vs bare PyTorch on CUDA"
-    timeout 100 python3 "$REPO/benchmarks/cifar10_speed.py" --device cuda --rounds 2 2>&1 \
-      | tee "$OUT/cifar10_speed.log" ;;
+  speed)  # the recipe on the real images: benchmarks/gpu_cifar10.sh recipe (needs .gpu/)
+    step "cifar10 training loop vs a bare loop on CUDA (the recipe, real images)"
+    (cd "$REPO" && bash benchmarks/gpu_cifar10.sh recipe) 2>&1 | tee "$OUT/cifar10_speed.log" ;;
   study)
     step "hpo study pixel --trials 20 (224 px, original + baselines)"
     s0=$SECONDS

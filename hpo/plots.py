@@ -40,7 +40,20 @@ from hpo.plots_common import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+
+def _axes(ax: Axes, study: optuna.Study, refs: list, log: bool, xlabel: str) -> None:
+    """The reference lines, the metric axis (log or linear) and integer x ticks."""
+    from matplotlib.ticker import MaxNLocator  # matplotlib loads when a plot is drawn
+
+    reference_lines(ax, refs)
+    if log:
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(axis_label(study, log))
 
 
 def history_figure(study: optuna.Study) -> Figure | None:
@@ -64,7 +77,6 @@ def history_figure(study: optuna.Study) -> Figure | None:
         steps.append(trial.number)
         best.append(value if not best else pick(best[-1], value))
     last = max([t.number for t, _ in done] + [n for n, _ in pruned])
-    from matplotlib.ticker import MaxNLocator
 
     figure, ax = new_figure()
     top, value = ranked(study)[0]
@@ -94,12 +106,7 @@ def history_figure(study: optuna.Study) -> Figure | None:
     )
     if failed:  # a legend entry only: they have no value to draw
         ax.plot([], [], linestyle="none", label=f"failed ({failed}): no value")
-    reference_lines(ax, refs)
-    if log:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
-    ax.set_ylabel(axis_label(study, log))
+    _axes(ax, study, refs, log, "trial")
     task = study.user_attrs.get("task")
     first = (
         f" (the first of {len(study.directions)} objectives)" if len(study.directions) > 1 else ""
@@ -273,7 +280,6 @@ def curves_figure(study: optuna.Study) -> Figure | None:
     refs = [r for r in references(study) if not r.original and r.value is not None]
     values = [v for t in top + others for _, v in points(t)] + [v for _, v in original]
     log = log_scale(values + [r.value for r in refs if r.value is not None])
-    from matplotlib.ticker import MaxNLocator
 
     figure, ax = new_figure()
     for i, t in enumerate(others):
@@ -290,12 +296,7 @@ def curves_figure(study: optuna.Study) -> Figure | None:
         label = original_label(study.user_attrs["original"], ys[-1])
         style = {"linestyle": "-.", "marker": "s", "markersize": 3, "linewidth": 1.6}
         ax.plot(xs, ys, color=ORIGINAL_COLOUR, label=label, zorder=1.9, **style)  # under trials
-    reference_lines(ax, refs)
-    if log:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(axis_label(study, log))
+    _axes(ax, study, refs, log, "epoch")
     also = " and the original" if original else ""
     ax.set_title(f"{metric_name(study)} per epoch: the best {len(top)} trials{also}")
     ax.grid(True, which="major", alpha=0.3)

@@ -351,3 +351,9 @@ class StudyLog:
                     self.parent_id, {f"best_{self.task.metric}": value}
                 ),
             )
+
+    def finish(self) -> None:
+        """The study's parent run ends FINISHED once the study is summed up (a resumed study
+        logs into it again and finishes it again)."""
+        if self.parent_id:
+            self._safe("end parent run", lambda: self.tracker.end_run(self.parent_id, "COMPLETE"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hpo import ui
+from hpo import ui, ui_server
 
 from .conftest import ROOT, hpo
 
@@ -63,12 +63,12 @@ def test_stop_group_ends_every_process_even_those_ignoring_sigterm():
         ["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True
     )
     deadline = time.monotonic() + 10
-    while len(ui.group_members(proc.pid)) < 3 and time.monotonic() < deadline:
+    while len(ui_server.group_members(proc.pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(ui.group_members(proc.pid)) == 3
+    assert len(ui_server.group_members(proc.pid)) == 3
     start = time.monotonic()
-    assert ui.stop_group(proc, grace=0.5) == []
-    assert ui.group_members(proc.pid) == [] and proc.returncode == -signal.SIGKILL
+    assert ui_server.stop_group(proc, grace=0.5) == []
+    assert ui_server.group_members(proc.pid) == [] and proc.returncode == -signal.SIGKILL
     assert time.monotonic() - start < 5
 
 
@@ -126,13 +126,13 @@ def test_ui_opens_the_trials_in_a_browser_and_sigterm_stops_every_process(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
         for pgid in groups:
-            assert ui.group_members(pgid) == []
+            assert ui_server.group_members(pgid) == []
         assert port_closed(port)
     finally:
         if proc.poll() is None:
             proc.kill()
         for pgid in groups:
-            if ui.group_members(pgid):
+            if ui_server.group_members(pgid):
                 os.killpg(pgid, signal.SIGKILL)
 
 

@@ -304,6 +304,8 @@ class Runner:
         cut = cut_short(self.study)
         if best:
             self.log.best(best["value"])
+        if sum_up:
+            self.log.finish()
         return Summary(
             self.study_name,
             self.task.name,

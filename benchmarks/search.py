@@ -37,6 +37,38 @@ OUT = Path(__file__).parent / "out"
 TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}
 
 
+def in_memory(
+    task_name: str,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    trials: int,
+    data: dict,
+    device: str,
+    epochs: int | None = None,
+) -> Runner:
+    """A study of the task's shipped spec in memory (no tracking, no references), its data
+    loaded: trials run one by one through Runner._step."""
+    options = Options(
+        trials=trials,
+        storage="memory",
+        seed=seed,
+        device=device,
+        sampler=sampler,
+        pruner=pruner,
+        epochs=epochs,
+        tracking=False,
+        original=False,
+        baselines=False,
+        data=data,
+    )
+    task = get_task(task_name)
+    runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
+    runner.open()
+    runner.data = load_data(task, runner.settings, runner.device)
+    return runner
+
+
 def until_target(
     task_name: str,
     sampler: str,
@@ -50,22 +82,7 @@ def until_target(
     """(trials run, seconds, best metric) until the first complete trial meets the target;
     trials and seconds are inf if none did within `cap` trials."""
     metric, target = TARGETS[task_name]
-    options = Options(
-        trials=cap,
-        storage="memory",
-        seed=seed,
-        device=device,
-        sampler=sampler,
-        pruner=pruner,
-        tracking=False,
-        original=False,
-        baselines=False,
-        data=data,
-    )
-    task = get_task(task_name)
-    runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
-    runner.open()
-    runner.data = load_data(task, runner.settings, runner.device)
+    runner = in_memory(task_name, sampler, pruner, seed, cap, data, device)
     t0 = time.monotonic()
     best = -math.inf
     while counts(runner.study)[0] < cap:
@@ -103,22 +120,7 @@ def within_budget(
     task = get_task(task_name)
     metric = task.metric
     sign = 1.0 if task.direction == "maximize" else -1.0
-    options = Options(
-        trials=100_000,
-        storage="memory",
-        seed=seed,
-        device=device,
-        sampler=sampler,
-        pruner=pruner,
-        epochs=epochs,
-        tracking=False,
-        original=False,
-        baselines=False,
-        data=data,
-    )
-    runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
-    runner.open()
-    runner.data = load_data(task, runner.settings, runner.device)
+    runner = in_memory(task_name, sampler, pruner, seed, 100_000, data, device, epochs)
     t0 = time.monotonic()
     deadline = t0 + seconds
     best, finished = -math.inf, 0

@@ -13,30 +13,28 @@ from .conftest import ROOT
 SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_benchmark_smoke(script, scratch):
-    out = subprocess.run(
-        [sys.executable, str(script), "--smoke"],
+def smoke(script, cwd, *args: str) -> subprocess.CompletedProcess:
+    """The benchmark `script` in its smoke mode (plus `args`), one thread, in `cwd`."""
+    return subprocess.run(
+        [sys.executable, str(script), "--smoke", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=scratch,
+        cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
     )
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_benchmark_smoke(script, scratch):
+    out = smoke(script, scratch)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| --- |" in out.stdout  # a markdown table
 
 
 def test_search_benchmark_at_equal_wall_time(scratch):
     """--budget: both arms get the same seconds per study seed; the table names the best."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--smoke", "--budget", "8"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=scratch,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-    )
+    out = smoke(ROOT / "benchmarks" / "search.py", scratch, "--budget", "8")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| search | best per study seed | median best | median trials |" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith("| default")]

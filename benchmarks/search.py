@@ -37,6 +37,15 @@ OUT = Path(__file__).parent / "out"
 TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}
 
 
+def write_csv(name: str, rows: list[dict]) -> None:
+    """The table's rows as benchmarks/out/<name>."""
+    OUT.mkdir(exist_ok=True)
+    with open(OUT / name, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def in_memory(
     task_name: str,
     sampler: str,
@@ -177,11 +186,7 @@ def equal_time(args, data: dict, seed_list, arms: dict, chosen: list[str]) -> No
         }
         rows.append(row)
         print(f"| {label} | {row['per_seed']} | {row['median_best']} | {row['median_trials']} |")
-    OUT.mkdir(exist_ok=True)
-    with open(OUT / f"search_{args.task}_budget.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(f"search_{args.task}_budget.csv", rows)
 
 
 def main() -> None:
@@ -254,11 +259,7 @@ def main() -> None:
     if len(rows) == 2 and math.isfinite(rows[0]["median_seconds"]):
         speedup = rows[1]["median_seconds"] / rows[0]["median_seconds"]
         print(f"\nrandom / default wall time: {speedup:.2f}x (target >= 3x)")
-    OUT.mkdir(exist_ok=True)
-    with open(OUT / f"search_{args.task}.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(f"search_{args.task}.csv", rows)
 
 
 if __name__ == "__main__":

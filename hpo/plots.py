@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.numeric import finite
 from hpo.outcomes import Outcome
 from hpo.plots_common import (
     ORIGINAL_COLOUR,
@@ -24,7 +25,6 @@ from hpo.plots_common import (
     TRIAL_COLOURS,
     axis_label,
     complete,
-    finite,
     legend,
     log_scale,
     lower_is_better,

@@ -4,12 +4,13 @@ the figure helpers. Used by hpo.plots."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from hpo.numeric import finite
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,14 +46,6 @@ def metric_name(study: optuna.Study) -> str:
 def maximised(study: optuna.Study) -> bool:
     """Whether the metric (the first objective) is maximised."""
     return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-
-
-def finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def trial_value(trial: FrozenTrial) -> float | None:

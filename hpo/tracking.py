@@ -17,6 +17,7 @@ from typing import Any
 from hpo import __version__, quiet
 from hpo.errors import UserError, first_line
 from hpo.locks import locked
+from hpo.numeric import finite
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflow run status
@@ -132,7 +133,9 @@ class Tracker:
         from mlflow.entities import Metric
 
         ts = _now()
-        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items() if _finite(v)]
+        batch = [
+            Metric(k, float(v), ts, step) for k, v in metrics.items() if finite(v) is not None
+        ]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
@@ -212,13 +215,6 @@ def _store_lock(uri: str) -> Iterator[None]:
     path = Path(uri.removeprefix("sqlite:///")).resolve()
     with locked(f"{path}.lock"):
         yield
-
-
-def _finite(v: Any) -> bool:
-    try:
-        return float(v) == float(v) and abs(float(v)) != float("inf")
-    except (TypeError, ValueError):
-        return False
 
 
 # Optuna's name for how a trial ended, as the trial run's `optuna_state` tag

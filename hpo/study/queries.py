@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo.errors import UserError
+from hpo.numeric import finite
 from hpo.outcomes import Outcome
 from hpo.storage import mask, open_storage, storage_url
 
@@ -69,8 +70,8 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return {
         "number": t.number,
         "state": t.state.name,
-        "value": _finite(t.values[0]) if t.values else None,  # the metric (first objective)
-        "values": [_finite(v) for v in t.values] if t.values else None,
+        "value": finite(t.values[0]) if t.values else None,  # the metric (first objective)
+        "values": [finite(v) for v in t.values] if t.values else None,
         "params": attrs.get("params", t.params),  # the whole config, flattened
         "searched": t.params,  # what the sampler chose
         "metrics": attrs.get("metrics", {}),
@@ -105,7 +106,3 @@ def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     except ValueError:  # no complete trial: the cut one is all there is
         pass
     return top
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -6,14 +6,14 @@ Heavy libraries (torch, optuna, mlflow, sklearn) are imported inside the command
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 import hpo.cli_study  # noqa: F401  (registers `hpo study`)
+from hpo import interrupts
 from hpo.cli_app import (
     ARGV,
     STARTED,
@@ -225,10 +225,6 @@ def ui(
     raise typer.Exit(ui_mod.run(study, tracking_uri, port, typer.echo, echo_err))
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     ARGV[:] = sys.argv[1:] if argv is None else argv
@@ -240,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tune_malloc()
     command = typer.main.get_command(app)
-    # SIGTERM (docker stop, a scheduler) ends a run like Ctrl-C: the trial is recorded as failed
-    signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM (docker stop, a scheduler) ends a run like Ctrl-C: the trial is recorded as
+    # failed; neither lands in the middle of a store call
+    interrupts.install()
     interrupted = (
         "hpo: interrupted; the running trial was recorded as failed. "
         "Run the same command again to resume."

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from hpo.errors import UserError, first_line
+from hpo.interrupts import shielded
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"  # opens unchanged in optuna-dashboard
 HEARTBEAT_SECONDS = int(os.environ.get("HPO_HEARTBEAT_SECONDS", "10"))
@@ -159,7 +160,8 @@ class Patient:
                     return None
                 raise StorageLost(self.lost)
             try:
-                result = fn(*args, **kwargs)
+                with shielded():  # Ctrl-C waits for the call (hpo.interrupts)
+                    result = fn(*args, **kwargs)
             except UpdateFinishedTrialError:
                 if attempt and name == "set_trial_state_values":
                     return True  # the try that lost its connection had stored it already

@@ -16,6 +16,7 @@ from typing import Any
 
 from hpo import __version__, quiet
 from hpo.errors import UserError, first_line
+from hpo.interrupts import shielded
 from hpo.locks import locked
 from hpo.numeric import finite
 
@@ -240,7 +241,8 @@ class StudyLog:
         if self.tracker is None:
             return None
         try:
-            return fn()
+            with shielded():  # Ctrl-C waits for the call (hpo.interrupts)
+                return fn()
         except Exception as e:  # noqa: BLE001 - tracking must not kill the study
             self.echo(f"warning: MLflow {what} failed: {first_line(e, 200)}")
             return None

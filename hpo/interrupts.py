@@ -1,0 +1,54 @@
+"""Ctrl-C and SIGTERM end a run cleanly: never in the middle of a database or MLflow call.
+
+Python raises KeyboardInterrupt wherever the main thread happens to be. Inside a SQLAlchemy
+fetch that leaves a half-read cursor, which SQLAlchemy then reports with a traceback of its
+own ("Error closing cursor"), and it can leave a storage write half done. So the calls that
+talk to a store run `shielded()`: a signal that arrives there is held until the call returns,
+and raised then. A second signal while one is held is raised at once: a store that hangs (an
+outage being ridden out) never keeps the user from stopping the run.
+
+Only the main thread is shielded, since signal handlers run there; other threads (Optuna's
+heartbeat) are unaffected.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_state = {"depth": 0, "held": False}
+
+
+def _handler(signum: int, frame: Any) -> None:
+    if _state["depth"] > 0 and not _state["held"]:
+        _state["held"] = True  # raised when the store call returns
+        return
+    _state["held"] = False
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """SIGINT (unless the process was started with it ignored) and SIGTERM (docker stop, a
+    scheduler) raise KeyboardInterrupt, held back while a store call runs."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Run a store call to its end even if Ctrl-C comes meanwhile; the interrupt follows it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _state["depth"] += 1
+    try:
+        yield
+    finally:
+        _state["depth"] -= 1
+        if _state["depth"] == 0 and _state["held"]:
+            _state["held"] = False
+            raise KeyboardInterrupt

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from hpo.data import Split, TaskData
 from hpo.trainer import metrics_for
@@ -23,8 +25,6 @@ def linear_regression(data: TaskData) -> dict[str, float]:
     Grey, because a white square sets all three channels alike: same information, and 3x
     fewer features than samples keeps least squares well-posed at the default sizes.
     """
-    from sklearn.linear_model import LinearRegression
-
     t0 = time.monotonic()
     model = LinearRegression().fit(_features(data.train, True), data.train.y.cpu().numpy())
     pred = model.predict(_features(data.val, True))
@@ -34,8 +34,6 @@ def linear_regression(data: TaskData) -> dict[str, float]:
 
 def logistic_regression(data: TaskData) -> dict[str, float]:
     """LogisticRegression (L2) on raw pixels (float32 to halve memory at 224x224x3)."""
-    from sklearn.linear_model import LogisticRegression
-
     t0 = time.monotonic()
     return _classifier(LogisticRegression(max_iter=200), data, _pixels, t0)
 
@@ -53,8 +51,6 @@ def sparse_logistic_regression(data: TaskData, keep: int = 1_000) -> dict[str, f
     weights on the informative pixel. Screening first (Fan & Lv's sure independence screening)
     keeps memory small: liblinear on all 150,528 columns peaked at 16.8 GB, here ~2 GB.
     """
-    from sklearn.linear_model import LogisticRegression
-
     t0 = time.monotonic()
     x = data.train.x.cpu().reshape(len(data.train), -1)  # uint8: no full float copy
     y = data.train.y.cpu()
@@ -104,9 +100,6 @@ def pca_logistic_regression(data: TaskData, components: int = 100) -> dict[str, 
     and hits its iteration limit; 100 principal components keep most of the pixel variance of
     natural images and fit in seconds, which is all a linear reference line needs.
     """
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-
     t0 = time.monotonic()
     x = _features(data.train, False).astype(np.float32, copy=False)
     k = max(1, min(components, x.shape[0] - 1, x.shape[1]))  # tiny data sets: fewer rows

@@ -136,8 +136,8 @@ def study(
         overrides["subset"] = subset
     worker = WORKER_ENV in os.environ
     if not worker:  # at once, before the slow imports, and once, not once per worker
-        from hpo.tracking import check_server
-        from hpo.tracking import tracking_uri as resolve_tracking
+        from hpo.tracking_server import check_server
+        from hpo.tracking_server import tracking_uri as resolve_tracking
 
         check_server(resolve_tracking(tracking_uri))
     deadline = None

@@ -7,11 +7,20 @@ scikit-learn baselines and the replayed original as labelled reference lines whe
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import optuna
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.numeric import finite
@@ -39,15 +48,9 @@ from hpo.plots_common import (
     trial_value,
 )
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
 
 def _axes(ax: Axes, study: optuna.Study, refs: list, log: bool, xlabel: str) -> None:
     """The reference lines, the metric axis (log or linear) and integer x ticks."""
-    from matplotlib.ticker import MaxNLocator  # matplotlib loads when a plot is drawn
-
     reference_lines(ax, refs)
     if log:
         ax.set_yscale("log")
@@ -120,8 +123,6 @@ def history_figure(study: optuna.Study) -> Figure | None:
 def importances(study: optuna.Study) -> dict[str, float]:
     """Parameter importances for the metric (PED-ANOVA: what sets the best trials apart), most
     important first; {} where they cannot be computed (e.g. too few complete trials)."""
-    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
-
     if len(complete(study)) < 2:
         return {}
     try:
@@ -161,8 +162,6 @@ UNSET = -0.12  # where a trial without the parameter (a conditional one) meets i
 def _unit(values: list[Any], distribution: Any) -> tuple[list[float], list[tuple[float, str]]]:
     """Values (None: not set) mapped onto [0, 1] along one axis, and its (position, text)
     ticks; a trial without the parameter sits at UNSET, below the axis."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
     known = [v for v in values if v is not None]
     unset = [(UNSET, "(not set)")] if len(known) < len(values) else []
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in known)
@@ -222,8 +221,6 @@ def parallel_figure(study: optuna.Study, found: dict[str, float]) -> Figure | No
     columns = [_scaled(metric, log_scale(metric))]
     for name in names:
         columns.append(_unit([t.params.get(name) for t, _ in shown], present[name]))
-    from matplotlib import colormaps
-
     figure, ax = new_figure(11.0, 5.5)
     cmap = colormaps["viridis"]
     xs = list(range(len(columns)))
@@ -307,10 +304,6 @@ def curves_figure(study: optuna.Study) -> Figure | None:
 def plots(study: optuna.Study, out_dir: str) -> list[str]:
     """optimization_history, param_importances, parallel_coordinate and curves as PNG files
     in out_dir; the paths written. A plot that cannot be drawn yet is skipped."""
-    import logging
-    import warnings
-    from pathlib import Path
-
     optuna_logger = logging.getLogger("optuna")
     level = optuna_logger.level
     written = []

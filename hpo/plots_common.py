@@ -5,17 +5,14 @@ the figure helpers. Used by hpo.plots."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import optuna
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.numeric import finite
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
 
 TOP_PARAMS = 5  # parameter axes of the parallel-coordinate plot
 TOP_IMPORTANCES = 10  # bars of the importance plot
@@ -158,8 +155,6 @@ def reference_lines(ax: Axes, refs: list[Ref]) -> None:
 
 
 def new_figure(width: float = 10.0, height: float = 5.5) -> tuple[Figure, Axes]:
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(width, height), dpi=100)
     return figure, figure.add_subplot()
 

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import optuna
+import pandas as pd
 
 from hpo.study.queries import best_trial, pareto_front, trial_record
 
@@ -50,8 +51,6 @@ def build(study: optuna.Study) -> dict[str, Any]:
 
 def leaderboard(data: dict[str, Any], top: int | None = None):
     """A pandas DataFrame: trials ranked by the metric, then the reference rows."""
-    import pandas as pd
-
     metric = data["metric"]
     rows = []
     for t in data["trials"]:
@@ -117,8 +116,6 @@ def render(data: dict[str, Any], fmt: str, top: int | None = None) -> str:
     frame = leaderboard(data, top)
     if fmt == "csv":
         return frame.to_csv(index=False)
-    import pandas as pd
-
     with pd.option_context("display.max_columns", 30, "display.width", 160):
         head = (
             f"study {data['study']} - task {data['task']} - {data['metric']} ({data['direction']})"

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+import warnings
 from typing import Any
+
+import optuna
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.storages._cached_storage import _CachedStorage
+from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
 
 from hpo.errors import UserError, first_line
 from hpo.interrupts import shielded
@@ -24,8 +32,6 @@ def mask(url: str) -> str:
     if url in ("memory", ":memory:"):
         return url
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL at all: show only the scheme
         return url.split("://", 1)[0] + "://***" if "://" in url else "***"
@@ -34,8 +40,6 @@ def mask(url: str) -> str:
 def scrub(text: str, url: str) -> str:
     """`text` with the URL's password removed wherever it appears (error messages)."""
     try:
-        from sqlalchemy.engine import make_url
-
         password = make_url(url).password
     except Exception:
         return text.replace(url, mask(url))
@@ -48,21 +52,14 @@ def open_storage(url: str | None = None) -> Any:
     RDB storages get heartbeats, so a trial whose worker died is failed within GRACE_SECONDS
     and re-queued once with the same params (RetryFailedTrialCallback).
     """
-    import warnings
-
-    import optuna
-
     # heartbeats and the stale-trial retry are marked experimental; they are what we want
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = storage_url(url)
     if url in ("memory", ":memory:"):
         return optuna.storages.InMemoryStorage()
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError):
+    except (exc.ArgumentError, ValueError):
         raise UserError(
             f"malformed storage URL {mask(url)!r}: expected e.g. sqlite:///hpo.db"
         ) from None
@@ -87,7 +84,7 @@ def open_storage(url: str | None = None) -> Any:
             return storage
         except (ImportError, ModuleNotFoundError) as e:
             raise UserError(f"storage {mask(url)}: missing database driver ({e})") from None
-        except (SQLAlchemyError, OSError, ValueError) as e:
+        except (exc.SQLAlchemyError, OSError, ValueError) as e:
             last = e
             if "could not translate host" in str(e) or "Connection refused" in str(e):
                 break  # unreachable: retrying at start-up would only delay the message
@@ -100,7 +97,6 @@ def _wal(engine: Any) -> None:
     """SQLite in WAL mode with synchronous=NORMAL: far fewer fsyncs per trial (measured here:
     50-70 ms instead of 130-275 ms per trivial trial, benchmarks/storage.py), and readers do
     not block the writer. Local disks only, which is where SQLite belongs anyway."""
-    from sqlalchemy import event
 
     def pragmas(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -132,8 +128,6 @@ class Patient:
     """
 
     def __init__(self, backend: Any, echo: Any, backoff: tuple[float, ...] = RETRY_BACKOFF):
-        import threading
-
         self._backend, self._echo, self._backoff = backend, echo, backoff
         self._lock = threading.Lock()
         self.away = False  # an outage is under way (reported once)
@@ -150,9 +144,6 @@ class Patient:
         return call
 
     def _call(self, name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
-        from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-        from sqlalchemy.exc import SQLAlchemyError
-
         heartbeat = name == "record_heartbeat"
         for attempt, wait in enumerate((*self._backoff, None)):
             if self.lost is not None:
@@ -166,7 +157,7 @@ class Patient:
                 if attempt and name == "set_trial_state_values":
                     return True  # the try that lost its connection had stored it already
                 raise
-            except (SQLAlchemyError, StorageInternalError) as e:
+            except (exc.SQLAlchemyError, StorageInternalError) as e:
                 # Optuna wraps SQLAlchemy's error of a failed commit in StorageInternalError
                 cause = e.__cause__ if isinstance(e, StorageInternalError) else e
                 if not _connection_lost(cause):
@@ -195,8 +186,6 @@ class Patient:
 
 def _connection_lost(error: BaseException | None) -> bool:
     """A database error that a new connection can cure (the server went away), not bad data."""
-    from sqlalchemy import exc
-
     lost = (
         exc.OperationalError,
         exc.InterfaceError,
@@ -210,9 +199,6 @@ def _connection_lost(error: BaseException | None) -> bool:
 def patient_storage(storage: Any, echo: Any) -> tuple[Any, Patient | None]:
     """(the storage a study should use, its Patient or None): an RDBStorage behind a Patient
     and Optuna's cache; anything else unchanged."""
-    import optuna
-    from optuna.storages._cached_storage import _CachedStorage
-
     if not isinstance(storage, optuna.storages.RDBStorage):
         return storage, None
     patient = Patient(storage, echo)

@@ -1,9 +1,8 @@
-"""MLflow logging: the only module that imports mlflow. One experiment per study, one parent
-run per study, one child run per trial, reference runs for baselines and the original.
-
-mlflow itself (seconds to import) is imported when a Tracker is made, on purpose: a study
-without tracking, and the CLI's check of a tracking server before its workers start, never pay
-for it. The study talks to MLflow through one StudyLog."""
+"""MLflow logging. One experiment per study, one parent run per study, one child run per
+trial, reference runs for baselines and the original. The study talks to MLflow through one
+StudyLog. With hpo.registry (the registered model of `hpo train`), the only modules that import
+mlflow; where the store is and whether its server answers is hpo.tracking_server, which the
+CLI can ask before paying for mlflow's import (seconds)."""
 
 from __future__ import annotations
 
@@ -14,56 +13,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
 from hpo import __version__, quiet
 from hpo.errors import UserError, first_line
 from hpo.interrupts import shielded
 from hpo.locks import locked
 from hpo.numeric import finite
+from hpo.tracking_server import check_server, tracking_uri
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflow run status
-# An http(s) tracking server must answer within this many seconds when a command starts.
-SERVER_WAIT_SECONDS = 5.0
 # MLflow's HTTP client retries 7 times with backoff and waits 120 s per request by default
 # (minutes per call when a server goes away mid-study); ours, unless the user sets them
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-
-
-def tracking_uri(uri: str | None = None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else the local SQLite store."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def shown(uri: str) -> str:
-    """The URI without a password, safe to print."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def check_server(uri: str, wait: float = SERVER_WAIT_SECONDS) -> None:
-    """An http(s) tracking URI: one request to the server's /health, waiting at most `wait`
-    seconds; a UserError (exit 2) naming the server if nothing answers. Other URIs: nothing."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=wait):
-            return
-    except urllib.error.HTTPError:  # something answers (a proxy, a prefix): MLflow will tell
-        return
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise UserError(
-            f"MLflow tracking server {shown(uri)} is unreachable ({reason}; waited up to "
-            f"{wait:g} s): start it, or choose another --tracking-uri / MLFLOW_TRACKING_URI"
-        ) from None
 
 
 def _now() -> int:
@@ -78,9 +42,6 @@ class Tracker:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
         quiet.mlflow_loggers()  # schema set-up chatter; our own lines say enough
 
         self.uri = tracking_uri(uri)
@@ -88,7 +49,7 @@ class Tracker:
         try:
             with _store_lock(self.uri):
                 self.client = MlflowClient(tracking_uri=self.uri)
-                self.experiment_id = self._experiment(experiment, MlflowException)
+                self.experiment_id = self._experiment(experiment)
         except MlflowException as e:
             raise UserError(
                 f"MLflow tracking store {self.uri} is unusable: {first_line(e)}"
@@ -96,7 +57,7 @@ class Tracker:
         except OSError as e:
             raise UserError(f"MLflow tracking store {self.uri} is unreachable: {e}") from None
 
-    def _experiment(self, experiment: str, MlflowException: type) -> str:
+    def _experiment(self, experiment: str) -> str:
         """The experiment's id, created if missing (another worker may win the race)."""
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
@@ -123,16 +84,12 @@ class Tracker:
         return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's batch limit is 100 params
             self.client.log_batch(run_id, params=items[i : i + 100])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         """One batched call for a whole dict of metrics at one step."""
-        from mlflow.entities import Metric
-
         ts = _now()
         batch = [
             Metric(k, float(v), ts, step) for k, v in metrics.items() if finite(v) is not None
@@ -141,47 +98,11 @@ class Tracker:
             self.client.log_batch(run_id, metrics=batch)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_files(self, run_id: str, paths: list[str], folder: str = "plots") -> None:
         for path in paths:
             self.client.log_artifact(run_id, path, artifact_path=folder)
-
-    def log_model(
-        self,
-        run_id: str,
-        model: Any,
-        example: Any,
-        registered_name: str,
-        tags: dict[str, Any],
-    ) -> tuple[str, str]:
-        """Log a PyTorch model (signature + input example) on `run_id`, register it under
-        `registered_name`, tag the version; returns (model URI, version)."""
-        import mlflow
-        import mlflow.pytorch
-        import torch
-        from mlflow.models import infer_signature
-
-        mlflow.set_tracking_uri(self.uri)
-        model = model.cpu().eval()
-        with torch.no_grad():
-            output = model(torch.from_numpy(example)).numpy()
-        signature = infer_signature(example, output)
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pytorch.log_model(
-                model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                registered_model_name=registered_name,
-                await_registration_for=60,
-            )
-        version = str(info.registered_model_version)
-        for key, value in tags.items():
-            self.client.set_model_version_tag(registered_name, version, key, str(value))
-        return f"models:/{registered_name}/{version}", version
 
     def end_run(self, run_id: str, state: str) -> None:
         """Terminate with the run status matching the Optuna state (pruned is not success)."""
@@ -259,7 +180,9 @@ class StudyLog:
                 self.parent_id = found
                 return
         self.parent_id = self.tracker.create_parent(
-            study.study_name, self.task.name, {"metric": self.task.metric}
+            study.study_name,
+            self.task.name,
+            {"metric": self.task.metric, "direction": self.task.direction},
         )
         study.set_user_attr(key, self.parent_id)
 

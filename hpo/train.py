@@ -12,6 +12,7 @@ import torch
 from hpo.config import Config
 from hpo.data import Split, TaskData, resolve_device
 from hpo.errors import UserError
+from hpo.registry import log_model
 from hpo.study.options import scaling_note
 from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, trial_numbered
@@ -104,8 +105,8 @@ def retrain_and_register(
     tracker.log_params(run_id, config.params())
     tracker.log_metrics(run_id, metrics)
     example = test.x[:2].float().div(255).cpu().numpy()
-    uri, version = tracker.log_model(
-        run_id, result.model, example, study.study_name, {"source": source, **metrics}
+    uri, version = log_model(
+        tracker, run_id, result.model, example, study.study_name, {"source": source, **metrics}
     )
     tracker.end_run(run_id, "COMPLETE")
     echo(f"registered {uri} ({task.metric.replace('val_', 'test_')} on the test split)")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import UserError
-from hpo.tracking import check_server, shown, tracking_uri
+from hpo.tracking_server import check_server, shown, tracking_uri
 from hpo.ui_server import HOST, Server, signals_interrupt
 
 REQUEST_SECONDS = 30.0
@@ -73,7 +73,6 @@ def run(
     with signals_interrupt():
         try:
             server = Server(uri, port)
-            _prefetch_tasks()
             server.wait_ready()
             url, name = study_url(Api(server.base), server.base, study)
             say(_line(url, name, " (Ctrl-C stops the server)"))
@@ -157,26 +156,14 @@ def _column(kind: str, key: str) -> str:
 
 
 def _ascending(parent: dict, metric: str, runs: list[dict]) -> bool:
-    """Lower is better? From the task registry; for a task it lacks, from the parent's best."""
-    try:
-        from hpo.tasks import TASKS
-
-        task = TASKS.get(parent["tags"].get("task", ""))
-        if task is not None and task.metric == metric:
-            return task.direction == "minimize"
-    except Exception:  # noqa: BLE001 - the sort order is a nicety; the page opens regardless
-        pass
+    """Lower is better? The parent run's `direction` tag, where it is for this metric; else
+    (a parent logged before hpo wrote that tag) judged from the parent's best."""
+    tags = parent["tags"]
+    if tags.get("metric") == metric and tags.get("direction") in ("minimize", "maximize"):
+        return tags["direction"] == "minimize"
     best = parent["metrics"].get(f"best_{metric}")
     values = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
     return best is None or not values or best <= min(values)
-
-
-def _prefetch_tasks() -> None:
-    """Import the task registry (torch) while the server starts, not after."""
-    try:
-        import hpo.tasks  # noqa: F401
-    except Exception:  # noqa: BLE001 - _ascending copes without it
-        pass
 
 
 def _experiment(api: Api, study: str | None) -> dict | None:

@@ -72,7 +72,7 @@ def test_an_unreachable_tracking_server_stops_the_study_in_one_line(scratch):
 
 def test_a_silent_tracking_server_is_given_a_bounded_wait():
     from hpo.errors import UserError
-    from hpo.tracking import check_server
+    from hpo.tracking_server import check_server
 
     with socket.socket() as server:  # accepts connections (backlog) but never answers
         server.bind(("127.0.0.1", 0))

@@ -107,6 +107,7 @@ def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(
     assert kinds.count("original") == 1
     parent = next(r for r in runs if r.data.tags["kind"] == "study")
     assert parent.info.status == "FINISHED"  # the study was summed up: its run is not left open
+    assert parent.data.tags["direction"] == "minimize"  # hpo ui sorts by it, best first
     for run in runs:
         if run is not parent:
             assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id

@@ -58,6 +58,17 @@ def test_view_sorts_by_the_metric_and_shows_the_columns_that_compare_trials():
     assert state["searchFilter"] == "" and state["lifecycleFilter"] == "Active"
 
 
+def test_the_sort_order_is_the_metric_direction_the_study_logged():
+    runs = [{"metrics": {"val_accuracy": 0.9}}, {"metrics": {"val_accuracy": 0.5}}]
+    tagged = {"tags": {"metric": "val_accuracy", "direction": "maximize"}, "metrics": {}}
+    assert ui._ascending(tagged, "val_accuracy", runs) is False
+    tagged["tags"]["direction"] = "minimize"
+    assert ui._ascending(tagged, "val_accuracy", runs) is True
+    # a parent logged without the tag: lower first unless its best is the highest value
+    older = {"tags": {}, "metrics": {"best_val_accuracy": 0.9}}
+    assert ui._ascending(older, "val_accuracy", runs) is False
+
+
 def test_stop_group_ends_every_process_even_those_ignoring_sigterm():
     proc = subprocess.Popen(
         ["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True

@@ -144,7 +144,7 @@ def run(
     loaded = task.load(settings, dev)
     chosen = seed_list(base_seed, seeds)
     space = study_space(study, task.name)
-    changes = knobs.single_changes(original, space)
+    changes = knobs.single_changes(original, space, toward=best)
 
     # the cost, first
     per_epoch = epoch_seconds(original, loaded, dev, task)
@@ -174,7 +174,10 @@ def run(
         echo("the original succeeds on every seed here: nothing to ablate")
         fixes = {"singles": [], "screened": 0, "of": len(changes), "smallest": None}
     else:
-        echo(f"single changes from the original ({len(changes)}), screened on seed {chosen[0]}:")
+        echo(
+            f"single changes from the original ({len(changes)}; those toward the study's best "
+            f"config first), screened on seed {chosen[0]}:"
+        )
         fixes = ablation.forward(
             runner, original, changes, chosen, screen_all, orig["success_value"]
         )

@@ -156,13 +156,23 @@ class Change:
         return {"knob": self.knob, "value": value, "change": self.text}
 
 
-def single_changes(original: Config, space: dict[str, Param]) -> list[Change]:
+def single_changes(
+    original: Config, space: dict[str, Param], toward: Config | None = None
+) -> list[Change]:
     """Every one-knob change of `original` within `space`, the user's knobs first; lr values
-    nearest the original's first."""
+    nearest the original's first. With `toward` (the study's best config), the knobs it sets
+    otherwise come first, each with its value first: the changes the search made are the
+    likeliest fixes, so a screen that stops at the first fix reaches them early."""
     knobs = dict(space)
     for name, choices in EXTRA_KNOBS.items():
         knobs.setdefault(name, Param(name, choices=choices))
     order = [k for k in PRIORITY if k in knobs] + [k for k in knobs if k not in PRIORITY]
+    target: dict[str, Any] = {}
+    if toward is not None:
+        for knob in order:
+            if relevant(toward, knob) and knob_value(toward, knob) != knob_value(original, knob):
+                target[knob] = knob_value(toward, knob)
+        order = [k for k in order if k in target] + [k for k in order if k not in target]
     out: list[Change] = []
     for knob in order:
         if not relevant(original, knob):
@@ -171,6 +181,8 @@ def single_changes(original: Config, space: dict[str, Param]) -> list[Change]:
         values = representative(knobs[knob])
         if knob == "lr":
             values.sort(key=lambda v: abs(math.log10(v / original.lr)))
+        if knob in target:
+            values = [target[knob]] + [v for v in values if v != target[knob]]
         for value in values:
             try:
                 changed = original.replace(**knob_updates(original, knob, value))

@@ -80,3 +80,17 @@ def test_reported_failure_is_checked_against_the_replay():
     cifar = ablation.reproduced("cifar10", runs)
     assert cifar["seeds"] == 0 and "60 %" in cifar["reported"]
     assert ablation.reproduced("box", [{"label": "collapsed_to_mean", "metrics": {}}])["seeds"]
+
+
+def test_the_changes_the_search_made_are_screened_first():
+    plain = [(c.knob, c.value) for c in knobs.single_changes(BROKEN, SPACE)]
+    assert plain[0] == ("lr", 0.1) and plain.index(("activation", "sigmoid")) > 3
+    best = BROKEN.replace(activation="sigmoid", batch_size=16)
+    toward = [(c.knob, c.value) for c in knobs.single_changes(BROKEN, SPACE, toward=best)]
+    # the knobs the best config sets otherwise come first, each with the best's value first
+    assert toward[:3] == [("batch_size", 16), ("batch_size", 64), ("activation", "sigmoid")]
+    assert sorted(toward, key=str) == sorted(plain, key=str)  # the same changes, reordered
+    best = BROKEN.replace(lr=0.003)  # a value between the screened decades is tried too
+    assert knobs.single_changes(BROKEN, SPACE, toward=best)[0].value == 0.003
+    unchanged = knobs.single_changes(BROKEN, SPACE, toward=BROKEN)  # nothing to go toward
+    assert unchanged == knobs.single_changes(BROKEN, SPACE)

@@ -15,6 +15,7 @@ from hpo.tracking import Tracker
 
 PHRASES = {
     "collapsed_to_mean": "collapsed to the mean",
+    "no_better_than_mean": "no better than predicting the mean",
     "stuck_at_chance": "stuck at chance",
     "diverged": "diverged",
     "overfitting": "overfitted",

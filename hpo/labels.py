@@ -1,5 +1,7 @@
 """One label per run for the failures in docs/scenarios.md: collapsed_to_mean, stuck_at_chance,
-diverged, overfitting, failed (no epoch finished), or ok."""
+diverged, overfitting, failed (no epoch finished), or ok; and no_better_than_mean, a regression
+whose predictions vary but explain nothing (R² below COLLAPSE_R2: a negative R² is worse than
+predicting the mean)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ def diagnose(history: list[dict[str, float]], outcome: str = Outcome.COMPLETE) -
     if "val_r2" in last:
         spread = last.get("val_pred_spread", 1.0)
         # a constant prediction: R2 ~ 0 at the mean, below 0 at any other constant
-        if last["val_r2"] < COLLAPSE_R2 and spread < COLLAPSE_SPREAD:
-            return "collapsed_to_mean"
+        if last["val_r2"] < COLLAPSE_R2:
+            return "collapsed_to_mean" if spread < COLLAPSE_SPREAD else "no_better_than_mean"
     if "val_over_chance" in last and last["val_over_chance"] < CHANCE_MARGIN:
         return "stuck_at_chance"
     if _overfitting(history):

@@ -56,6 +56,11 @@ def test_every_trial_is_judged_on_the_same_seeds():
             Outcome.COMPLETE,
             "collapsed_to_mean",
         ),
+        (  # varied predictions that explain nothing (issue 16: was called "ok")
+            [{"val_r2": -1.7, "val_pred_spread": 0.8, "val_loss": 1, "train_loss": 1}],
+            Outcome.COMPLETE,
+            "no_better_than_mean",
+        ),
         (
             [{"val_r2": 0.97, "val_pred_spread": 0.95, "val_loss": 1, "train_loss": 1}],
             "complete",

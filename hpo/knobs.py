@@ -160,9 +160,9 @@ def single_changes(
     original: Config, space: dict[str, Param], toward: Config | None = None
 ) -> list[Change]:
     """Every one-knob change of `original` within `space`, the user's knobs first; lr values
-    nearest the original's first. With `toward` (the study's best config), the knobs it sets
-    otherwise come first, each with its value first: the changes the search made are the
-    likeliest fixes, so a screen that stops at the first fix reaches them early."""
+    nearest the original's first. With `toward` (the study's best config), its own value of
+    each knob it sets otherwise comes first: the changes the search made are the likeliest
+    fixes, so a screen that stops at the first fix reaches them early."""
     knobs = dict(space)
     for name, choices in EXTRA_KNOBS.items():
         knobs.setdefault(name, Param(name, choices=choices))
@@ -172,7 +172,7 @@ def single_changes(
         for knob in order:
             if relevant(toward, knob) and knob_value(toward, knob) != knob_value(original, knob):
                 target[knob] = knob_value(toward, knob)
-        order = [k for k in order if k in target] + [k for k in order if k not in target]
+    first: list[Change] = []  # toward's value of each knob it changed
     out: list[Change] = []
     for knob in order:
         if not relevant(original, knob):
@@ -181,8 +181,8 @@ def single_changes(
         values = representative(knobs[knob])
         if knob == "lr":
             values.sort(key=lambda v: abs(math.log10(v / original.lr)))
-        if knob in target:
-            values = [target[knob]] + [v for v in values if v != target[knob]]
+        if knob in target and target[knob] not in values:
+            values.insert(0, target[knob])
         for value in values:
             try:
                 changed = original.replace(**knob_updates(original, knob, value))
@@ -190,12 +190,11 @@ def single_changes(
                 continue
             if changed == original or value == current:
                 continue
-            out.append(
-                Change(
-                    knob, value, f"{_knob_label(knob, original)} {fmt(current)} -> {fmt(value)}"
-                )
+            text = f"{_knob_label(knob, original)} {fmt(current)} -> {fmt(value)}"
+            (first if knob in target and value == target[knob] else out).append(
+                Change(knob, value, text)
             )
-    return out
+    return first + out
 
 
 def _knob_label(knob: str, config: Config) -> str:

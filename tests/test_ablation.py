@@ -87,8 +87,8 @@ def test_the_changes_the_search_made_are_screened_first():
     assert plain[0] == ("lr", 0.1) and plain.index(("activation", "sigmoid")) > 3
     best = BROKEN.replace(activation="sigmoid", batch_size=16)
     toward = [(c.knob, c.value) for c in knobs.single_changes(BROKEN, SPACE, toward=best)]
-    # the knobs the best config sets otherwise come first, each with the best's value first
-    assert toward[:3] == [("batch_size", 16), ("batch_size", 64), ("activation", "sigmoid")]
+    # the best config's value of each knob it sets otherwise comes first, in the usual order
+    assert toward[:3] == [("batch_size", 16), ("activation", "sigmoid"), ("lr", 0.1)]
     assert sorted(toward, key=str) == sorted(plain, key=str)  # the same changes, reordered
     best = BROKEN.replace(lr=0.003)  # a value between the screened decades is tried too
     assert knobs.single_changes(BROKEN, SPACE, toward=best)[0].value == 0.003

@@ -141,6 +141,19 @@ def test_subset_shrinks_only_the_training_split() -> None:
     assert np.isin(train, half).all()  # nested: a smaller subset lies inside a larger one
 
 
+def test_val_subset_shrinks_only_the_validation_split() -> None:
+    full_train, full_val = split(50_000, TASK.settings())
+    settings = TASK.settings({"val_subset": 0.2})
+    train, val = split(50_000, settings)
+    assert TASK.sizes(settings) == {"n_train": 45_000, "n_val": 1_000, "n_test": 10_000}
+    assert len(val) == 1_000 and np.isin(val, full_val).all()
+    np.testing.assert_array_equal(train, full_train)
+    both_train, both_val = split(50_000, TASK.settings({"val_subset": 0.2, "subset": 0.1}))
+    np.testing.assert_array_equal(both_val, val)  # neither subset moves the other split
+    np.testing.assert_array_equal(both_train, split(50_000, TASK.settings({"subset": 0.1}))[0])
+    assert np.isin(val, split(50_000, TASK.settings({"val_subset": 0.5}))[1]).all()  # nested
+
+
 def test_subset_on_tiny_data(extracted: Path) -> None:
     full = TASK.load(TASK.settings(), CPU)
     half = TASK.load(TASK.settings({"subset": 0.5}), CPU)
@@ -154,6 +167,7 @@ def test_subset_on_tiny_data(extracted: Path) -> None:
     [
         ({"subset": 0.0}, "subset must be in"),
         ({"subset": 1.5}, "subset must be in"),
+        ({"val_subset": 0.0}, "val_subset must be in"),
         ({"val_fraction": 0.0}, "val_fraction must be in"),
     ],
 )
@@ -287,6 +301,7 @@ def test_cpu_estimate_points_to_subset_and_epochs() -> None:
     line = cpu_estimate(420.0, 10, 200, subset=True)
     assert "7 min" in line and "70 min" in line and "9.7 days" in line
     assert "--subset" in line and "--epochs" in line and "\n" not in line
+    assert "val_subset" in line
     assert "--subset" not in cpu_estimate(1.0, 6, 30, subset=False)
 
 

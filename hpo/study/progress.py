@@ -15,6 +15,7 @@ def cpu_estimate(first_epoch_s: float, epochs: int, trials_left: int, subset: bo
     """One line: trial and study duration if every trial ran all epochs like the first one."""
     trial = first_epoch_s * epochs
     hints = ["--subset 0.1 (a tenth of the training images)"] if subset else []
+    hints += ["--data val_subset=0.2 (a fifth of the validation images)"] if subset else []
     hints += [f"fewer --epochs (now {epochs})", "fewer --trials"]
     return (
         f"CPU estimate: epoch 1 took {_duration(first_epoch_s)}, so a {epochs}-epoch trial takes "

@@ -143,27 +143,31 @@ def render(answer: dict[str, Any], fmt_name: str = "text") -> str:
 
 
 def _table(rows: list[dict[str, Any]], sname: str, metric: str, md: bool) -> list[str]:
+    both = sname != metric  # the task's metric as a column of its own, where it differs
+
     def cells(r: dict[str, Any]) -> list[str]:
         sv, mv = r["success_value"], r["metric_value"]
         return [
             r["change"],
             f"{r['solved']}/{r['seeds_run']}",
             "-" if sv is None else f"{sv:.4f}",
-            "-" if mv is None else f"{mv:.4g}",
+            *(["-" if mv is None else f"{mv:.4g}"] if both else []),
             ",".join(str(e) for e in r["epochs"]),
             ", ".join(f"{PHRASES.get(k, k)} {v}" for k, v in r["labels"].items()),
         ]
 
-    head = ["change", "solved", display(sname), metric, "epochs", "outcome"]
+    head = ["change", "solved", display(sname), *([metric] if both else []), "epochs", "outcome"]
     if md:
         out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         return out + ["| " + " | ".join(cells(r)) + " |" for r in rows]
     width = max(len(r["change"]) for r in rows)
-    out = [f"  {head[0]:<{width}}  {head[1]:>6}  {head[2]:>12}  {head[3]:>9}  {head[4]:<8}"]
-    for r in rows:
-        c = cells(r)
-        out.append(f"  {c[0]:<{width}}  {c[1]:>6}  {c[2]:>12}  {c[3]:>9}  {c[4]:<8}  {c[5]}")
-    return out
+    shape = [f"<{width}", ">6", ">12", *([">9"] if both else []), "<8"]
+
+    def line(values: list[str]) -> str:
+        return "  " + "  ".join(f"{v:{f}}" for v, f in zip(values, shape, strict=False))
+
+    out = [line(head).rstrip()]
+    return out + [line(c) + "  " + c[-1] for c in map(cells, rows)]
 
 
 def log_to_mlflow(answer: dict[str, Any], storage: str | None, tracking_uri: str | None) -> str:

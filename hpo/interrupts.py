@@ -22,7 +22,8 @@ from typing import Any
 _state = {"depth": 0, "held": False}
 
 
-def _handler(signum: int, frame: Any) -> None:
+def handle(signum: int, frame: Any) -> None:
+    """The signal handler: KeyboardInterrupt now, or once the store call running returns."""
     if _state["depth"] > 0 and not _state["held"]:
         _state["held"] = True  # raised when the store call returns
         return
@@ -34,8 +35,8 @@ def install() -> None:
     """SIGINT (unless the process was started with it ignored) and SIGTERM (docker stop, a
     scheduler) raise KeyboardInterrupt, held back while a store call runs."""
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
+        signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
 
 
 @contextmanager

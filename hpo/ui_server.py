@@ -16,9 +16,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from hpo.errors import UserError
+from hpo.interrupts import handle
 
 HOST = "127.0.0.1"
 SERVER_START_SECONDS = 120.0  # a first start imports MLflow and may upgrade the store's schema
@@ -146,7 +147,7 @@ def _killpg(pgid: int, sig: int) -> None:
 def signals_interrupt() -> Iterator[None]:
     """SIGTERM (docker stop, a service manager) and SIGHUP (the terminal closed) end `hpo ui`
     like Ctrl-C: a KeyboardInterrupt, so the server is stopped on the way out."""
-    yield from _handlers({signal.SIGTERM: _interrupt, signal.SIGHUP: _interrupt})
+    yield from _handlers({signal.SIGTERM: handle, signal.SIGHUP: handle})
 
 
 @contextmanager
@@ -165,7 +166,3 @@ def _handlers(handlers: dict) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt

@@ -1,5 +1,6 @@
-"""Search efficiency: default sampler + pruner vs random search without pruning, median over
-several study seeds (CPU; --device cuda on a GPU). Two measures:
+"""Search efficiency: the spec's sampler + pruner vs random search without pruning (and, with
+--arms, TPE without the spec's local moves), median over several study seeds (CPU; --device
+cuda on a GPU). Two measures:
 
 - until a target (box val R2 >= 0.99, pixel val accuracy >= 0.99): wall time and trials until
   a complete trial reaches it, or the trial cap;
@@ -12,7 +13,7 @@ benchmarks/out/search_<task>.csv.
 Usage: python benchmarks/search.py [--task box] [--seeds 5] [--max-trials 40]
        [--data n_train=2000] [--smoke]
        python benchmarks/search.py --task cifar10 --budget 300 --seeds 3 --data subset=0.05
-       [--epochs 4]
+       [--epochs 4] [--arms default,tpe,random]
 """
 
 from __future__ import annotations
@@ -22,19 +23,51 @@ import csv
 import math
 import statistics
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import optuna
+import torch
 
 from hpo.cli import parse_data
+from hpo.config import Config
+from hpo.data import Split
 from hpo.perf import tune_malloc
 from hpo.study.options import Options, resolve_spec
 from hpo.study.queries import counts
 from hpo.study.runner import Runner, load_data
-from hpo.tasks import TASKS, get_task
+from hpo.tasks import TASKS, cifar10, get_task
+from hpo.trainer import evaluate, train
 
 OUT = Path(__file__).parent / "out"
 TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One search to compare: None takes the spec's own value."""
+
+    label: str
+    sampler: str | None = None
+    pruner: str | None = None
+    local_moves: float | None = None
+
+
+ARMS = {
+    "default": Arm("default"),  # the shipped spec as it is; labelled with what it resolves to
+    "tpe": Arm("tpe + hyperband, no local moves", "tpe", "hyperband", 0.0),
+    "random": Arm("random, no pruning", "random", "none", 0.0),
+}
+
+
+def describe(task_name: str, arm: Arm) -> str:
+    """The default arm's label: what the task's spec searches with."""
+    if arm.label != "default":
+        return arm.label
+    spec = resolve_spec(task_name, Options(storage="memory"))
+    local = f" + local moves {spec.local_moves:g}" if spec.local_moves else ""
+    return f"default ({spec.sampler}{local} + {spec.pruner})"
 
 
 def write_csv(name: str, rows: list[dict]) -> None:
@@ -48,8 +81,7 @@ def write_csv(name: str, rows: list[dict]) -> None:
 
 def in_memory(
     task_name: str,
-    sampler: str,
-    pruner: str,
+    arm: Arm,
     seed: int,
     trials: int,
     data: dict,
@@ -63,8 +95,8 @@ def in_memory(
         storage="memory",
         seed=seed,
         device=device,
-        sampler=sampler,
-        pruner=pruner,
+        sampler=arm.sampler,
+        pruner=arm.pruner,
         epochs=epochs,
         tracking=False,
         original=False,
@@ -72,7 +104,10 @@ def in_memory(
         data=data,
     )
     task = get_task(task_name)
-    runner = Runner(task, resolve_spec(task_name, options), options, lambda s: None)
+    spec = resolve_spec(task_name, options)
+    if arm.local_moves is not None:
+        spec = replace(spec, local_moves=arm.local_moves)
+    runner = Runner(task, spec, options, lambda s: None)
     runner.open()
     runner.data = load_data(task, runner.settings, runner.device)
     return runner
@@ -80,8 +115,7 @@ def in_memory(
 
 def until_target(
     task_name: str,
-    sampler: str,
-    pruner: str,
+    arm: Arm,
     seed: int,
     cap: int,
     data: dict,
@@ -91,7 +125,7 @@ def until_target(
     """(trials run, seconds, best metric) until the first complete trial meets the target;
     trials and seconds are inf if none did within `cap` trials."""
     metric, target = TARGETS[task_name]
-    runner = in_memory(task_name, sampler, pruner, seed, cap, data, device)
+    runner = in_memory(task_name, arm, seed, cap, data, device)
     t0 = time.monotonic()
     best = -math.inf
     while counts(runner.study)[0] < cap:
@@ -115,24 +149,23 @@ def until_target(
 
 def within_budget(
     task_name: str,
-    sampler: str,
-    pruner: str,
+    arm: Arm,
     seed: int,
     seconds: float,
     data: dict,
     device: str,
     epochs: int | None,
     verbose: bool = False,
-) -> tuple[int, float]:
-    """(trials finished within `seconds`, best metric among them): no trial starts after the
-    budget, and one that ends past it does not count."""
+) -> tuple[int, float, Runner, optuna.trial.FrozenTrial | None]:
+    """(trials finished within `seconds`, best metric among them, the runner, the best trial):
+    no trial starts after the budget, and one that ends past it does not count."""
     task = get_task(task_name)
     metric = task.metric
     sign = 1.0 if task.direction == "maximize" else -1.0
-    runner = in_memory(task_name, sampler, pruner, seed, 100_000, data, device, epochs)
+    runner = in_memory(task_name, arm, seed, 100_000, data, device, epochs)
     t0 = time.monotonic()
     deadline = t0 + seconds
-    best, finished = -math.inf, 0
+    best, finished, best_trial = -math.inf, 0, None
     while time.monotonic() < deadline:
         runner._step(deadline)
         if time.monotonic() > deadline:  # the trial that overran the budget does not count
@@ -141,27 +174,55 @@ def within_budget(
         finished += 1
         value = t.user_attrs.get("metrics", {}).get(metric)
         if t.state == optuna.trial.TrialState.COMPLETE and value is not None:
-            best = max(best, sign * value)
+            if sign * value > best:
+                best, best_trial = sign * value, t
         if verbose:
+            move = t.user_attrs.get("local_move")
             print(
                 f"  {time.monotonic() - t0:6.0f} s trial {t.number} {t.state.name} {metric} "
-                f"{value} best {sign * best:.4f}",
+                f"{value} best {sign * best:.4f}" + (f"  [local: {move}]" if move else ""),
                 flush=True,
             )
-    return finished, sign * best
+    return finished, sign * best, runner, best_trial
 
 
-def equal_time(args, data: dict, seed_list, arms: dict, chosen: list[str]) -> None:
+def rescore(runner: Runner, trial: optuna.trial.FrozenTrial, seed: int, images: int) -> float:
+    """`trial`'s config trained again under another seed on the same training images, scored
+    on up to `images` validation images the search never saw: those outside `val_subset`
+    (cifar10). The best of many noisy trials is flattered by its noise; this is not."""
+    settings = runner.settings
+    if settings.get("val_subset", 1.0) >= 1.0:
+        raise SystemExit("--rescore needs --data val_subset=F < 1: it scores on the rest")
+    everything = {**settings, "val_subset": 1.0}
+    seen = cifar10.split(cifar10.N_TRAIN_FILES, settings)[1]
+    all_val = cifar10.split(cifar10.N_TRAIN_FILES, everything)[1]
+    held = torch.from_numpy(np.flatnonzero(~np.isin(all_val, seen))[:images])
+    val = runner.task.load(everything, runner.device).val
+    held_out = Split(val.x[held.to(val.x.device)], val.y[held.to(val.y.device)])
+    config = Config.from_dict(trial.user_attrs["config"])
+    task = runner.task
+    kept = train(
+        config,
+        runner.data,
+        device=runner.device,
+        seed=seed,
+        augment=task.augment,
+        keep_model=True,
+        validate=False,
+    )
+    return evaluate(kept.model, held_out, task.kind, config.batch_size)[task.metric]
+
+
+def equal_time(args, data: dict, seed_list, chosen: list[str]) -> None:
     """--budget: every arm gets the same wall time per study seed; best metric per study."""
     metric = get_task(args.task).metric
     rows, per_seed = [], {}
     for seed in seed_list:  # arms alternate within a seed, so machine noise hits both alike
         for key in chosen:
-            label, sampler, pruner = arms[key]
-            n, best = within_budget(
+            label = describe(args.task, ARMS[key])
+            n, best, runner, trial = within_budget(
                 args.task,
-                sampler,
-                pruner,
+                ARMS[key],
                 seed,
                 args.budget,
                 data,
@@ -169,23 +230,41 @@ def equal_time(args, data: dict, seed_list, arms: dict, chosen: list[str]) -> No
                 args.epochs,
                 args.verbose,
             )
-            per_seed.setdefault(label, []).append((seed, n, best))
-            print(f"{label}, study seed {seed}: {n} trials in {args.budget:g} s, best {best:.4f}")
+            line = f"{label}, study seed {seed}: {n} trials in {args.budget:g} s, best {best:.4f}"
+            again = math.nan
+            if args.rescore and trial is not None:
+                again = rescore(runner, trial, 1000 + seed, args.rescore)
+                line += f" (trial {trial.number}); rescored {again:.4f}"
+            per_seed.setdefault(label, []).append((seed, n, best, again))
+            print(line, flush=True)
     print(
         f"\n{args.task}: best {metric} within {args.budget:g} s per study, data "
         f"{data or 'default'}, epochs {args.epochs or 'from the spec'}, device {args.device}"
     )
-    print("| search | best per study seed | median best | median trials |")
-    print("| --- | --- | --- | --- |")
+    if args.rescore:
+        print(
+            f"rescored: the best trial's config trained again under another seed, scored on "
+            f"{args.rescore} validation images outside val_subset"
+        )
+    extra = " | median rescored" if args.rescore else ""
+    print(f"| search | best per study seed | median best | median trials{extra} |")
+    print("| --- | --- | --- | ---" + (" | ---" if args.rescore else "") + " |")
     for label, results in per_seed.items():
         row = {
             "search": label,
-            "per_seed": " / ".join(f"{b:.4f} (seed {s})" for s, _, b in results),
-            "median_best": round(statistics.median(b for _, _, b in results), 4),
-            "median_trials": statistics.median(n for _, n, _ in results),
+            "per_seed": " / ".join(
+                f"{b:.4f}" + (f" (rescored {r:.4f})" if args.rescore else "") + f" (seed {s})"
+                for s, _, b, r in results
+            ),
+            "median_best": round(statistics.median(r[2] for r in results), 4),
+            "median_trials": statistics.median(r[1] for r in results),
         }
+        if args.rescore:
+            row["median_rescored"] = round(statistics.median(r[3] for r in results), 4)
         rows.append(row)
-        print(f"| {label} | {row['per_seed']} | {row['median_best']} | {row['median_trials']} |")
+        cells = [row["search"], row["per_seed"], row["median_best"], row["median_trials"]]
+        cells += [row["median_rescored"]] if args.rescore else []
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     write_csv(f"search_{args.task}_budget.csv", rows)
 
 
@@ -202,7 +281,16 @@ def main() -> None:
     parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default="cpu", help="cpu | auto | cuda [default: cpu]")
     parser.add_argument(
-        "--arms", default="default,random", help="which searches to run [default: both]"
+        "--arms",
+        default="default,random",
+        help=f"a comma list of {', '.join(ARMS)} [default: default,random]",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=int,
+        metavar="N",
+        help="--budget, cifar10: retrain each study's best under another seed and score it on "
+        "N validation images outside val_subset (the best of many noisy trials is flattered)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 seed, 4 trials")
     parser.add_argument("--verbose", action="store_true", help="a line per trial as it ends")
@@ -217,26 +305,21 @@ def main() -> None:
             "box": {"n_train": 256, "n_val": 64, "image_size": 32, "square_size": 6},
             "pixel": {"n_train_per_class": 128, "n_val_per_class": 32, "image_size": 32},
         }.get(args.task, {})
-    arms = {
-        "default": ("default (tpe + hyperband)", "tpe", "hyperband"),
-        "random": ("random, no pruning", "random", "none"),
-    }
     chosen = args.arms.split(",")
-    if set(chosen) - set(arms):
-        parser.error(f"--arms takes a comma list of {', '.join(arms)}")
+    if set(chosen) - set(ARMS):
+        parser.error(f"--arms takes a comma list of {', '.join(ARMS)}")
     if args.budget:
-        equal_time(args, data, seed_list, arms, chosen)
+        equal_time(args, data, seed_list, chosen)
         return
     if args.task not in TARGETS:
         parser.error(f"{args.task} has no target: compare at equal wall time with --budget")
     rows = []
-    for label, sampler, pruner in [arms[a] for a in chosen]:
+    for key in chosen:
+        label = describe(args.task, ARMS[key])
         results = []
         for seed in seed_list:  # one line per study as it ends, so a cut-off run still tells
             results.append(
-                until_target(
-                    args.task, sampler, pruner, seed, cap, data, args.device, args.verbose
-                )
+                until_target(args.task, ARMS[key], seed, cap, data, args.device, args.verbose)
             )
             n, secs, best = results[-1]
             print(f"{label}, study seed {seed}: {n} trials, {secs:.1f} s, best {best:.4f}")

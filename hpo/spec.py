@@ -71,6 +71,7 @@ STUDY_KEYS = {
     "seeds",
     "objective",
     "n_startup_trials",
+    "local_moves",  # the share of trials that change 1-3 knobs of the best trial so far
     "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
     "trial_timeout_device",  # "any" | "cuda": where trial_timeout applies
 }
@@ -117,6 +118,8 @@ class Spec:
     seeds: int = 1  # seeds each config is trained under
     objective: str = "mean"  # over seeds: "mean" or "worst"
     n_startup_trials: int = 10  # random trials before TPE / GP model the space
+    # the share of trials that are local moves around the best trial so far (hpo.sampling)
+    local_moves: float = 0.0
     # params of a first trial that every new study of this spec runs (from [study] enqueue)
     enqueue: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
@@ -230,6 +233,10 @@ def _study_value(key: str, value: Any, fail) -> Any:
     if key in ("epochs", "original_epochs", "seeds", "n_startup_trials"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise fail(f"[study] {key} must be a positive integer, got {value!r}")
+    if key == "local_moves" and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+    ):
+        raise fail(f"[study] local_moves must be a share between 0 and 1, got {value!r}")
     if key == "trial_timeout_device" and value not in ("any", "cuda"):
         raise fail(f"[study] trial_timeout_device must be 'any' or 'cuda', got {value!r}")
     if key == "enqueue" and not (isinstance(value, str) and value):

@@ -1,14 +1,16 @@
-"""The default TPE sees a pruned trial ranked by its last reported value (hpo.sampling)."""
+"""The default TPE sees a pruned trial ranked by its last reported value, and local moves around
+the best trial so far (hpo.sampling)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from hpo.sampling import RankStoppedByValue, as_ranked
+from hpo.sampling import LocalMoves, RankStoppedByValue, as_ranked, neighbour
 from hpo.study.create import make_sampler
 
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
@@ -76,3 +78,117 @@ def test_only_the_samplers_view_changes():
     study.optimize(slow_winner, n_trials=12)
     assert TrialState.PRUNED in {t.state for t in study.trials}  # stored states are kept ...
     assert study.best_trial.value < 0.6  # ... and best_trial still counts complete ones only
+
+
+# --- local moves around the best trial (hpo.sampling.LocalMoves) --------------------------------
+
+CAT = optuna.distributions.CategoricalDistribution(["a", "b", "c", "d"])
+GRID = optuna.distributions.FloatDistribution(0.75, 1.5, step=0.25)
+LOG = optuna.distributions.FloatDistribution(1e-4, 4.0, log=True)
+INT = optuna.distributions.IntDistribution(128, 1024, log=True)
+
+
+@pytest.mark.parametrize("dist, value", [(CAT, "b"), (GRID, 1.0), (GRID, 1.5), (LOG, 0.5)])
+def test_a_neighbour_is_another_value_of_the_distribution_near_the_old_one(dist, value):
+    rng = np.random.default_rng(0)
+    seen = [neighbour(dist, value, rng) for _ in range(200)]
+    assert all(v != value for v in seen)
+    assert all(dist._contains(dist.to_internal_repr(v)) for v in seen)
+    if dist is GRID:  # one step either way, sometimes two; reflected at the ends
+        assert set(seen) <= {0.75, 1.25, 1.5} - {value} | ({1.0} if value == 1.5 else set())
+    if dist is LOG:  # a tenth of the log range: most moves within a factor of ~3
+        ratios = sorted(abs(math.log(v / value)) for v in seen)
+        assert ratios[len(ratios) // 2] < math.log(3)
+
+
+def test_an_int_neighbour_is_an_int_in_range():
+    rng = np.random.default_rng(1)
+    seen = [neighbour(INT, 512, rng) for _ in range(100)]
+    assert all(isinstance(v, int) and 128 <= v <= 1024 and v != 512 for v in seen)
+
+
+def ten_knobs(trial: optuna.Trial) -> float:
+    """Trial 0 (enqueued) is the best, so every local move starts from it."""
+    for i in range(5):
+        trial.suggest_categorical(f"c{i}", ["a", "b", "c", "d"])
+        trial.suggest_float(f"x{i}", 0.0, 1.0)
+    return 1.0 if trial.number == 0 else 0.0
+
+
+def test_a_local_move_changes_a_few_knobs_of_the_best_trial_and_keeps_the_rest():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = LocalMoves(optuna.samplers.RandomSampler(seed=0), share=1.0, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    start = {**{f"c{i}": "a" for i in range(5)}, **{f"x{i}": 0.5 for i in range(5)}}
+    study.enqueue_trial(start)
+    study.optimize(ten_knobs, n_trials=41)
+    assert "local_move" not in study.trials[0].user_attrs  # the enqueued trial is as asked
+    changed = []
+    for t in study.trials[1:]:
+        diff = sorted(n for n in start if t.params[n] != start[n])
+        assert t.user_attrs["local_move"].startswith("trial 0 with "), t.user_attrs
+        assert diff and all(n in t.user_attrs["local_move"] for n in diff)
+        changed.append(len(diff))
+    ones = sum(k == 1 for k in changed)  # one knob half the time, two or three a quarter each
+    assert 12 <= ones <= 28 and sum(k == 3 for k in changed) >= 4 and max(changed) == 3
+
+
+def conditional(trial: optuna.Trial) -> float:
+    opt = trial.suggest_categorical("opt", ["adam", "sgd"])
+    trial.suggest_float("lr", 1e-3, 1.0, log=True)
+    if opt == "sgd":
+        trial.suggest_float("momentum", 0.8, 0.95)
+    return 1.0 if trial.number == 0 else 0.0
+
+
+def test_a_knob_the_move_brings_in_is_drawn_in_its_range():
+    sampler = LocalMoves(optuna.samplers.TPESampler(seed=0), share=1.0, seed=3)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({"opt": "adam", "lr": 0.01})
+    study.optimize(conditional, n_trials=30)
+    sgd = [t for t in study.trials if t.params["opt"] == "sgd"]
+    assert sgd and all(0.8 <= t.params["momentum"] <= 0.95 for t in sgd)
+    only_opt = [t for t in sgd if "lr" not in t.user_attrs["local_move"]]
+    assert only_opt and all(t.params["lr"] == 0.01 for t in only_opt)
+
+
+def test_the_share_goes_to_the_inner_sampler_and_so_do_multi_objective_studies():
+    sampler = LocalMoves(optuna.samplers.RandomSampler(seed=0), share=0.5, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(ten_knobs, n_trials=40)
+    moves = sum("local_move" in t.user_attrs for t in study.trials)
+    assert 10 <= moves <= 30
+    multi = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    multi.optimize(lambda t: (ten_knobs(t), 0.0), n_trials=8)
+    assert not any("local_move" in t.user_attrs for t in multi.trials)
+
+
+TARGET = list("dcbadcbadc")
+
+
+def near_a_good_start(trial: optuna.Trial) -> float:
+    """Known by construction: ten 4-way knobs and ten ranges, each knob scoring on its own. The
+    enqueued start has 8 of the 10 choices right and every range near its best, so the optimum
+    lies a few single changes away, while a random draw gets ~2.5 of the choices right."""
+    score = sum(trial.suggest_categorical(f"c{i}", list("abcd")) == TARGET[i] for i in range(10))
+    score += sum(1 - abs(trial.suggest_float(f"x{i}", 0.0, 1.0) - 0.3) for i in range(10))
+    return score
+
+
+def best_after(sampler: optuna.samplers.BaseSampler, n: int) -> float:
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    start = {f"c{i}": TARGET[i] for i in range(8)} | {"c8": "a", "c9": "d"}  # 8 of 10 right
+    study.enqueue_trial(start | {f"x{i}": 0.35 for i in range(10)})
+    study.optimize(near_a_good_start, n_trials=n)
+    return study.best_value
+
+
+def test_local_moves_improve_on_a_good_start_where_tpe_alone_does_not():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    start = 8 + 10 * 0.95
+    local, tpe = [], []
+    for seed in range(3):
+        local.append(best_after(make_sampler("tpe", seed, 10, local_moves=0.5), 60))
+        tpe.append(best_after(make_sampler("tpe", seed, 10), 60))
+    assert all(mine > theirs for mine, theirs in zip(local, tpe, strict=True)), (local, tpe)
+    assert sorted(local)[1] >= start + 0.5 > sorted(tpe)[1], (local, tpe)

@@ -12,7 +12,7 @@ import optuna
 
 from hpo import __version__
 from hpo.errors import UserError
-from hpo.sampling import RankStoppedByValue
+from hpo.sampling import LocalMoves, RankStoppedByValue
 from hpo.spec import PRUNERS, SAMPLERS, Spec
 from hpo.study.options import directions_of, objective_names
 from hpo.tasks.base import Task
@@ -55,11 +55,15 @@ if tuple(SAMPLER_FACTORIES) != SAMPLERS or tuple(PRUNER_FACTORIES) != PRUNERS:
     raise ImportError("hpo.spec's SAMPLERS/PRUNERS and the factories here name different sets")
 
 
-def make_sampler(name: str, seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
-    """The sampler registered under `name` (hpo.spec.SAMPLERS)."""
+def make_sampler(
+    name: str, seed: int | None, n_startup: int, local_moves: float = 0.0
+) -> optuna.samplers.BaseSampler:
+    """The sampler registered under `name` (hpo.spec.SAMPLERS); with `local_moves` > 0, that
+    share of the trials are local moves around the best trial so far (hpo.sampling)."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-    return SAMPLER_FACTORIES[name](seed, n_startup)
+    sampler = SAMPLER_FACTORIES[name](seed, n_startup)
+    return LocalMoves(sampler, local_moves, seed) if local_moves > 0 else sampler
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:

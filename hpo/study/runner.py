@@ -146,7 +146,7 @@ class Runner:
             )
         if o.tracking:  # before the study exists: an unreachable server stops the run here
             self.log.tracker = Tracker(o.tracking_uri, self.study_name)
-        sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials)
+        sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials, spec.local_moves)
         pruner = make_pruner(spec.pruner, spec.epochs)
         self.study, created = create_or_load(
             storage,

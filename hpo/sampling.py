@@ -192,7 +192,9 @@ class Move:
     changed: dict[str, Any]
 
     def describe(self) -> str:
-        parts = [f"{name} {self.params[name]!r} -> {v!r}" for name, v in self.changed.items()]
+        """'trial 0 with width 1 -> 1.25, optimizer sgd -> adam'."""
+        show = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+        parts = [f"{n} {show(self.params[n])} -> {show(v)}" for n, v in self.changed.items()]
         return f"trial {self.base} with " + ", ".join(parts)
 
 
@@ -259,6 +261,7 @@ class LocalMoves(BaseSampler):
         if move is not None:
             self._moves[trial._trial_id] = move
             study._storage.set_trial_user_attr(trial._trial_id, "local_move", move.describe())
+            trial.user_attrs["local_move"] = move.describe()  # the running Trial's own copy
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial

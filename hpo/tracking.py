@@ -186,7 +186,11 @@ class StudyLog:
         )
         study.set_user_attr(key, self.parent_id)
 
-    def start_trial(self, number: int, config: Any, seeds: list[int]) -> str | None:
+    def start_trial(
+        self, number: int, config: Any, seeds: list[int], local_move: str | None = None
+    ) -> str | None:
+        """The trial's run; `local_move` (a tag) says which trial it changed, and how."""
+
         def go() -> str:
             run_id = self.tracker.start_run(
                 self.parent_id,
@@ -198,7 +202,8 @@ class StudyLog:
                     "optuna_state": "RUNNING",
                     "device": self.device,
                     "seeds": ",".join(map(str, seeds)),
-                },
+                }
+                | ({"local_move": local_move} if local_move else {}),
             )
             self.tracker.log_params(run_id, config.params())
             return run_id

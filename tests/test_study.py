@@ -38,6 +38,17 @@ def test_study_reaches_its_budget_and_summarises(tiny_spec, storage):
     assert any("best so far" in line for line in lines)
 
 
+def test_local_moves_say_where_they_come_from(scratch):
+    spec = write_spec(
+        scratch / "moves.toml", n_startup_trials="local_moves = 1.0\nn_startup_trials"
+    )
+    lines: list[str] = []
+    run("box", options(spec, "memory", trials=4, original=False, baselines=False), lines.append)
+    moves = [line for line in lines if line.startswith("  a local move: trial ")]
+    assert len(moves) == 3, lines  # every trial after the first (complete: no pruner here)
+    assert all(" -> " in line for line in moves)
+
+
 def test_sqlite_study_resumes_to_a_larger_budget(tiny_spec, scratch):
     url = f"sqlite:///{scratch / 'hpo.db'}"
     run("box", options(tiny_spec, url, trials=2, original=False, baselines=False), print)

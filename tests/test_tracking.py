@@ -80,10 +80,12 @@ def _runs(uri: str, experiment: str):
     return client, client.search_runs([exp.experiment_id], max_results=1000)
 
 
-def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(
-    store, tiny_spec, scratch
-):
+def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(store, scratch):
     uri, _ = store
+    # every trial after the first complete one is a local move, tagged with its origin
+    tiny_spec = write_spec(
+        scratch / "moves.toml", n_startup_trials="local_moves = 1.0\nn_startup_trials"
+    )
     name = f"nest-{os.getpid()}-{time.monotonic_ns()}"
     out = hpo(
         "study",
@@ -111,6 +113,8 @@ def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(
     for run in runs:
         if run is not parent:
             assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    moves = [r.data.tags.get("local_move") for r in runs if r.data.tags["kind"] == "trial"]
+    assert any(moves) and all(m.startswith("trial ") for m in moves if m), moves
     for run in (r for r in runs if r.data.tags["kind"] == "trial"):
         tags, params = run.data.tags, run.data.params
         assert run.info.status == STATES[tags["optuna_state"]]

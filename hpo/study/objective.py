@@ -45,8 +45,11 @@ class Objective:
             trial.set_user_attr("params", config.params())
             trial.set_user_attr("config", config.to_dict())  # `hpo train --trial N` rebuilds it
             trial.set_user_attr("seeds", seeds)
-            run_id = ctx.log.start_trial(trial.number, config, seeds)
-            ctx.progress.trial_start(trial.number, ctx.budget, ctx.finished_so_far() + 1, config)
+            move = trial.user_attrs.get("local_move")  # hpo.sampling.LocalMoves: its origin
+            run_id = ctx.log.start_trial(trial.number, config, seeds, move)
+            ctx.progress.trial_start(
+                trial.number, ctx.budget, ctx.finished_so_far() + 1, config, move
+            )
             ctx.note_scaling(config)
             task, metric = ctx.task, ctx.task.metric
 

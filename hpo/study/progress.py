@@ -42,7 +42,9 @@ class Progress:
         self.budget, self.metric, self.echo = budget, metric, echo
         self.tty = sys.stderr.isatty()
 
-    def trial_start(self, number: int, budget: int, k: int, config: Config) -> None:
+    def trial_start(
+        self, number: int, budget: int, k: int, config: Config, move: str | None = None
+    ) -> None:
         conv = "-".join(map(str, config.conv_channels)) or "none"
         dense = "-".join(map(str, config.dense_units)) or "none"
         self.echo(
@@ -50,6 +52,8 @@ class Progress:
             f"{config.optimizer} lr {config.lr:.2g} bs {config.batch_size}"
             f"{' bn' if config.batch_norm else ''}{f' l1 {config.l1:.2g}' if config.l1 else ''}"
         )
+        if move:
+            self.echo(f"  a local move: {move}")
 
     def epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         line = (

@@ -3,7 +3,12 @@
 #   recipe  benchmarks/cifar10_recipe.py: speed (hpo loop vs bare loop vs the reference, one
 #           run), the recipe's test accuracy over seeds and one ablation row per ingredient
 #   study   hpo study cifar10 --trials 200 (capped by STUDY_SECONDS), hpo train --best, report
-# Usage: bash benchmarks/gpu_cifar10.sh [recipe] [study]     (default: both)
+#   search  benchmarks/search.py: the shipped search vs random search at equal wall time
+#           (SEARCH_SECONDS per study, 3 study seeds, SEARCH_ARMS [default,random]: 3 x arms x
+#           SEARCH_SECONDS in all; SEARCH_ARMS=default,tpe,random adds TPE without local moves)
+# Usage: bash benchmarks/gpu_cifar10.sh [recipe] [study] [search]   (default: recipe study)
+# One call is <= 10 minutes and a session has 15 of device time: `study` with STUDY_SECONDS=540
+# is a call of its own, and so is `search` (2 arms at SEARCH_SECONDS=80, or 3 at 55: 8 minutes).
 #
 # A lent GPU machine has no network and gets only the checkout, so two ignored folders travel
 # with it (name both in `carry`):
@@ -15,6 +20,8 @@
 # Every step is capped with `timeout` and logs to $OUT, so a cut-off run still reports.
 . benchmarks/gpu_env.sh  # REPO, OUT, the carried wheels on PYTHONPATH
 STUDY_SECONDS=${STUDY_SECONDS:-300}
+SEARCH_SECONDS=${SEARCH_SECONDS:-80}
+SEARCH_ARMS=${SEARCH_ARMS:-default,random}
 step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
 python3 -c "import torch, optuna, mlflow; print('torch', torch.__version__, 'optuna', optuna.__version__, 'mlflow', mlflow.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -62,7 +69,14 @@ for part in "${parts[@]}"; do
     python3 -m hpo report cifar10 --format json > "$OUT/cifar10_report.json"
     python3 -m hpo report cifar10 2>&1 | head -30
     cd "$REPO" ;;
-  *) echo "unknown part $part (recipe | study)"; exit 2 ;;
+  search)
+    step "search vs random at equal wall time: ${SEARCH_SECONDS} s a study, 3 study seeds"
+    n_arms=$(echo "$SEARCH_ARMS" | tr ',' '\n' | wc -l)
+    timeout $((3 * n_arms * SEARCH_SECONDS + 60)) python3 benchmarks/search.py --task cifar10 \
+      --device cuda --budget "$SEARCH_SECONDS" --seeds 3 --arms "$SEARCH_ARMS" --verbose \
+      2>&1 | tee "$OUT/cifar10_search.log"
+    cp benchmarks/out/search_cifar10_budget.csv "$OUT/" 2>/dev/null ;;
+  *) echo "unknown part $part (recipe | study | search)"; exit 2 ;;
   esac
 done
 step "done"

@@ -1,6 +1,6 @@
 """Search efficiency: the spec's sampler + pruner vs random search without pruning (and, with
---arms, TPE without the spec's local moves), median over several study seeds (CPU; --device
-cuda on a GPU). Two measures:
+--arms, TPE with and without local moves), median over several study seeds (CPU; --device cuda
+on a GPU). Two measures:
 
 - until a target (box val R2 >= 0.99, pixel val accuracy >= 0.99): wall time and trials until
   a complete trial reaches it, or the trial cap;
@@ -13,7 +13,7 @@ benchmarks/out/search_<task>.csv.
 Usage: python benchmarks/search.py [--task box] [--seeds 5] [--max-trials 40]
        [--data n_train=2000] [--smoke]
        python benchmarks/search.py --task cifar10 --budget 300 --seeds 3 --data subset=0.05
-       [--epochs 4] [--arms default,tpe,random]
+       [--epochs 4] [--arms default,tpe,local,random] [--rescore 2000]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Arm:
 ARMS = {
     "default": Arm("default"),  # the shipped spec as it is; labelled with what it resolves to
     "tpe": Arm("tpe + hyperband, no local moves", "tpe", "hyperband", 0.0),
+    "local": Arm("tpe + local moves 0.5 + hyperband", "tpe", "hyperband", 0.5),
     "random": Arm("random, no pruning", "random", "none", 0.0),
 }
 

@@ -39,6 +39,7 @@ TRIAL_KEYS = {
     "diagnosis",
     "seconds",
     "retry_of",
+    "local_move",
 }
 
 

@@ -43,10 +43,18 @@ def test_local_moves_say_where_they_come_from(scratch):
         scratch / "moves.toml", n_startup_trials="local_moves = 1.0\nn_startup_trials"
     )
     lines: list[str] = []
-    run("box", options(spec, "memory", trials=4, original=False, baselines=False), lines.append)
+    options_ = options(spec, "memory", trials=4, original=False, baselines=False)
+    summary = run("box", options_, lines.append)
+    assert any("sampler random + local moves 1, pruner none" in line for line in lines)
     moves = [line for line in lines if line.startswith("  a local move: trial ")]
     assert len(moves) == 3, lines  # every trial after the first (complete: no pruner here)
     assert all(" -> " in line for line in moves)
+    text = format_summary(summary)  # the best trial's origin, where a move found it
+    assert (summary.best["local_move"] is None) == (summary.best["number"] == 0)
+    if summary.best["number"]:
+        assert f"found by a local move: {summary.best['local_move']}" in text
+    else:
+        assert "found by a local move" not in text
 
 
 def test_sqlite_study_resumes_to_a_larger_budget(tiny_spec, scratch):

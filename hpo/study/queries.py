@@ -79,6 +79,7 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "diagnosis": attrs.get("diagnosis"),
         "seconds": t.duration.total_seconds() if t.duration else None,
         "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
+        "local_move": attrs.get("local_move"),  # "trial 0 with width 1 -> 1.25", or None
     }
 
 

@@ -52,7 +52,8 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
         echo(
             f"data: {len(data.train)} train / {len(data.val)} val images {c}x{h}x{w} on "
             f"{runner.device} ({time.monotonic() - t0:.1f} s); {spec.epochs} epochs per trial, "
-            f"sampler {spec.sampler}, "
+            f"sampler {spec.sampler}"
+            + (f" + local moves {spec.local_moves:g}, " if spec.local_moves else ", ")
             + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )
         runner.baselines()  # first, so that every trial can log its gain over the baseline

@@ -21,6 +21,8 @@ def format_summary(s: Summary) -> str:
         )
         params = ", ".join(f"{k}={fmt(v)}" for k, v in s.best["searched"].items())
         lines.append(f"            {params}")
+        if s.best.get("local_move"):
+            lines.append(f"            found by a local move: {s.best['local_move']}")
     else:
         lines.append("  best      no complete trial yet")
     if s.cut:

@@ -78,9 +78,8 @@ class _RankedView:
         return self.get_trials()
 
 
-class RankStoppedByValue(BaseSampler):
-    """Delegates to `inner`, showing it pruned trials ranked by their last reported value
-    (single-objective studies; a multi-objective study is passed through as it is)."""
+class Delegating(BaseSampler):
+    """A sampler that hands every call to `inner`; the wrappers below change what they need."""
 
     def __init__(self, inner: BaseSampler) -> None:
         self.inner = inner
@@ -88,18 +87,15 @@ class RankStoppedByValue(BaseSampler):
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.inner})"
 
-    def _view(self, study: optuna.Study) -> Any:
-        return study if len(study.directions) > 1 else _RankedView(study)
-
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self.inner.infer_relative_search_space(self._view(study), trial)
+        return self.inner.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self.inner.sample_relative(self._view(study), trial, search_space)
+        return self.inner.sample_relative(study, trial, search_space)
 
     def sample_independent(
         self,
@@ -108,9 +104,7 @@ class RankStoppedByValue(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        return self.inner.sample_independent(
-            self._view(study), trial, param_name, param_distribution
-        )
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.inner.before_trial(study, trial)
@@ -126,6 +120,34 @@ class RankStoppedByValue(BaseSampler):
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
+
+
+class RankStoppedByValue(Delegating):
+    """Delegates to `inner`, showing it pruned trials ranked by their last reported value
+    (single-objective studies; a multi-objective study is passed through as it is). Only the
+    sampling calls see the ranked view; before_trial and after_trial see the real study."""
+
+    def _view(self, study: optuna.Study) -> Any:
+        return study if len(study.directions) > 1 else _RankedView(study)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return super().infer_relative_search_space(self._view(study), trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return super().sample_relative(self._view(study), trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return super().sample_independent(self._view(study), trial, param_name, param_distribution)
 
 
 # --- local moves -------------------------------------------------------------------------------
@@ -220,7 +242,7 @@ def incumbent(study: optuna.Study) -> FrozenTrial | None:
     return max(done, key=lambda t: (sign * t.value, -t.number))
 
 
-class LocalMoves(BaseSampler):
+class LocalMoves(Delegating):
     """Delegates to `inner`, except for a `share` of the trials, which are local moves around
     the best trial so far (see above). A move's new parameters, the ones the incumbent does not
     have (a conditional knob its change brings in), are drawn at random. Enqueued trials and
@@ -230,7 +252,7 @@ class LocalMoves(BaseSampler):
     def __init__(self, inner: BaseSampler, share: float, seed: int | None = None) -> None:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"share must be in [0, 1], got {share}")
-        self.inner = inner
+        super().__init__(inner)
         self.share = share
         self._seed = secrets.randbits(32) if seed is None else seed
         self._random = RandomSampler(seed=seed)
@@ -258,7 +280,7 @@ class LocalMoves(BaseSampler):
         return Move(best.number, dict(best.params), dict(best.distributions), changed)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.inner.before_trial(study, trial)
+        super().before_trial(study, trial)
         move = self.plan(study, trial)
         if move is not None:
             self._moves[trial._trial_id] = move
@@ -270,14 +292,14 @@ class LocalMoves(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         if trial._trial_id in self._moves:
             return {}
-        return self.inner.infer_relative_search_space(study, trial)
+        return super().infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if trial._trial_id in self._moves:
             return {}
-        return self.inner.sample_relative(study, trial, search_space)
+        return super().sample_relative(study, trial, search_space)
 
     def sample_independent(
         self,
@@ -288,7 +310,7 @@ class LocalMoves(BaseSampler):
     ) -> Any:
         move = self._moves.get(trial._trial_id)
         if move is None:
-            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+            return super().sample_independent(study, trial, param_name, param_distribution)
         if move.distributions.get(param_name) == param_distribution:
             return move.changed.get(param_name, move.params[param_name])
         return self._random.sample_independent(study, trial, param_name, param_distribution)
@@ -301,9 +323,9 @@ class LocalMoves(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self._moves.pop(trial._trial_id, None)
-        self.inner.after_trial(study, trial, state, values)
+        super().after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
         self._seed = secrets.randbits(32)
         self._random.reseed_rng()
-        self.inner.reseed_rng()
+        super().reseed_rng()

@@ -51,10 +51,21 @@ def as_ranked(trial: FrozenTrial) -> FrozenTrial:
 
 class _RankedView:
     """The study as the inner sampler sees it: every read of trials goes through `as_ranked`;
-    everything else (writes included) reaches the real study."""
+    everything else (writes included) reaches the real study.
 
-    def __init__(self, study: optuna.Study) -> None:
+    `cache` (one list per sampled trial, kept by RankStoppedByValue) holds the study's trials
+    as the trial's first read found them, and serves every later read of that trial's
+    sampling. Optuna's own cache does the same between a trial's ask and tell, for the reads
+    that allow it; it cannot work here, because a Hyperband pruner shows the sampler a new
+    study object for each knob. Nor does it serve constant liar's reads of the running trials,
+    which TPE made once per group of knobs. So TPE read every trial from the storage ~8 times
+    per cifar10 trial (benchmarks/trial_overhead.py). With the cache, a worker's trial that
+    started during this trial's sampling (a fraction of a second) is not seen as running; it
+    would not have been seen a moment earlier either."""
+
+    def __init__(self, study: optuna.Study, cache: list | None = None) -> None:
         self._study = study
+        self._cache = cache
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -65,8 +76,13 @@ class _RankedView:
         states: Container[TrialState] | None = None,
         use_cache: bool = False,
     ) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return [as_ranked(t) for t in trials]
+        if self._cache is None:
+            trials = self._study._get_trials(deepcopy=deepcopy, states=states)
+            return [as_ranked(t) for t in trials]
+        if not self._cache:
+            self._cache.append(self._study._get_trials(deepcopy=False, states=None))
+        trials = [as_ranked(t) for t in self._cache[0] if states is None or t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None
@@ -127,18 +143,28 @@ class RankStoppedByValue(Delegating):
     (single-objective studies; a multi-objective study is passed through as it is). Only the
     sampling calls see the ranked view; before_trial and after_trial see the real study."""
 
-    def _view(self, study: optuna.Study) -> Any:
-        return study if len(study.directions) > 1 else _RankedView(study)
+    def __init__(self, inner: BaseSampler) -> None:
+        super().__init__(inner)
+        self._trials: dict[int, list] = {}  # trial id -> the study's trials, while it samples
+
+    def _view(self, study: optuna.Study, trial: FrozenTrial) -> Any:
+        if len(study.directions) > 1:
+            return study
+        return _RankedView(study, self._trials.setdefault(trial._trial_id, []))
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._trials.pop(trial._trial_id, None)
+        super().before_trial(study, trial)
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return super().infer_relative_search_space(self._view(study), trial)
+        return super().infer_relative_search_space(self._view(study, trial), trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return super().sample_relative(self._view(study), trial, search_space)
+        return super().sample_relative(self._view(study, trial), trial, search_space)
 
     def sample_independent(
         self,
@@ -147,7 +173,18 @@ class RankStoppedByValue(Delegating):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+        view = self._view(study, trial)
+        return super().sample_independent(view, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._trials.pop(trial._trial_id, None)
+        super().after_trial(study, trial, state, values)
 
 
 # --- local moves -------------------------------------------------------------------------------

@@ -196,10 +196,33 @@ def _connection_lost(error: BaseException | None) -> bool:
     return isinstance(error, lost) or bool(getattr(error, "connection_invalidated", False))
 
 
+class NamedStudyCache(_CachedStorage):
+    """Optuna's cache of an RDB storage, which also remembers each study's id by name.
+
+    Optuna asks the database for it each time it builds a Study object, and a Hyperband
+    pruner builds one per bracket view: for each sampled knob and each reported epoch, ~25
+    queries a cifar10 trial (benchmarks/trial_overhead.py). A study keeps its id for its life;
+    one deleted through this storage is forgotten."""
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        self._ids_by_name: dict[str, int] = {}
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        found = self._ids_by_name.get(study_name)
+        if found is None:
+            found = self._ids_by_name[study_name] = super().get_study_id_from_name(study_name)
+        return found
+
+    def delete_study(self, study_id: int) -> None:
+        self._ids_by_name = {n: i for n, i in self._ids_by_name.items() if i != study_id}
+        super().delete_study(study_id)
+
+
 def patient_storage(storage: Any, echo: Any) -> tuple[Any, Patient | None]:
     """(the storage a study should use, its Patient or None): an RDBStorage behind a Patient
     and Optuna's cache; anything else unchanged."""
     if not isinstance(storage, optuna.storages.RDBStorage):
         return storage, None
     patient = Patient(storage, echo)
-    return _CachedStorage(patient), patient
+    return NamedStudyCache(patient), patient

@@ -30,8 +30,21 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}  # MLflo
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
+MAX_BATCH_METRICS = 1000  # MLflow's limit per log_batch call
+# A trial's epoch metrics go to MLflow at most this often, and at its end: an H100 trains a
+# cifar10 epoch in 0.2 s, and one MLflow call a epoch cost more than a tenth of that in
+# bookkeeping (benchmarks/trial_overhead.py); a CPU epoch takes longer, so it is logged live.
+EPOCH_FLUSH_SECONDS = 5.0
+
+
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def metric_batch(metrics: dict[str, float], step: int = 0) -> list[Metric]:
+    """The finite metrics of one step, timestamped now."""
+    ts = _now()
+    return [Metric(k, float(v), ts, step) for k, v in metrics.items() if finite(v) is not None]
 
 
 class Tracker:
@@ -90,15 +103,22 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         """One batched call for a whole dict of metrics at one step."""
-        ts = _now()
-        batch = [
-            Metric(k, float(v), ts, step) for k, v in metrics.items() if finite(v) is not None
-        ]
-        if batch:
-            self.client.log_batch(run_id, metrics=batch)
+        self.log_batch(run_id, metric_batch(metrics, step))
+
+    def log_batch(
+        self, run_id: str, metrics: list[Metric] = (), tags: dict[str, Any] | None = None
+    ) -> None:
+        """Metrics (any steps) and tags in as few calls as MLflow's batch limits allow."""
+        metrics = list(metrics)
+        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(metrics), 1), MAX_BATCH_METRICS):
+            chunk = metrics[i : i + MAX_BATCH_METRICS]
+            if chunk or run_tags:
+                self.client.log_batch(run_id, metrics=chunk, tags=run_tags)
+            run_tags = []
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.log_batch(run_id, tags=tags)
 
     def log_files(self, run_id: str, paths: list[str], folder: str = "plots") -> None:
         for path in paths:
@@ -153,6 +173,9 @@ class StudyLog:
         self.tracker, self.task, self.device, self.echo = tracker, task, device, echo
         self.parent_id: str | None = None
         self.baseline: dict[str, dict[str, float]] = {}  # for each trial's gain over it
+        # a trial run's epoch metrics not yet sent, and when it last sent them
+        self._pending: dict[str, list[Metric]] = {}
+        self._flushed: dict[str, float] = {}
 
     @property
     def uri(self) -> str | None:
@@ -206,6 +229,7 @@ class StudyLog:
                 | ({"local_move": local_move} if local_move else {}),
             )
             self.tracker.log_params(run_id, config.params())
+            self._pending[run_id], self._flushed[run_id] = [], time.monotonic()
             return run_id
 
         return self._safe("start run", go)
@@ -215,12 +239,29 @@ class StudyLog:
     ) -> None:
         if not run_id:
             return
+        """The epoch's metrics, sent with the ones before them once EPOCH_FLUSH_SECONDS have
+        passed since the last send (else at the trial's end, with its final tags)."""
         both = dict(metrics)
         if len(per_seed) > 1:  # per-seed curves next to the mean
             for k, m in enumerate(per_seed):
                 both[f"{self.task.metric}_seed{k}"] = m[self.task.metric]
                 both[f"train_loss_seed{k}"] = m["train_loss"]
-        self._safe("log metrics", lambda: self.tracker.log_metrics(run_id, both, epoch))
+        pending = self._pending.setdefault(run_id, [])
+        pending.extend(metric_batch(both, epoch))
+        if time.monotonic() - self._flushed.get(run_id, 0.0) >= EPOCH_FLUSH_SECONDS:
+            self._send(run_id)
+
+    def _send(self, run_id: str, tags: dict[str, Any] | None = None) -> None:
+        """The run's pending metrics (and `tags`) in one call; kept for the next try if it
+        fails."""
+
+        def go() -> bool:
+            self.tracker.log_batch(run_id, self._pending.get(run_id, []), tags)
+            self._pending[run_id] = []
+            return True
+
+        if self._safe("log metrics", go):
+            self._flushed[run_id] = time.monotonic()
 
     def gain_over_baseline(self, metrics: dict[str, float]) -> float | None:
         """How much better than the first baseline the run is (> 0 = better), in the metric."""
@@ -238,18 +279,17 @@ class StudyLog:
         if not run_id:
             return
 
-        def go() -> None:
-            state = OPTUNA_STATE.get(outcome, "FAIL")
-            tags = {"optuna_state": state, "diagnosis": label}
-            if reason:
-                tags["reason"] = reason
-            self.tracker.set_tags(run_id, tags)
-            gain = self.gain_over_baseline(metrics)
-            if gain is not None:
-                self.tracker.log_metrics(run_id, {"gain_over_baseline": gain})
-            self.tracker.end_run(run_id, state)
-
-        self._safe("end run", go)
+        state = OPTUNA_STATE.get(outcome, "FAIL")
+        tags = {"optuna_state": state, "diagnosis": label}
+        if reason:
+            tags["reason"] = reason
+        gain = self.gain_over_baseline(metrics)
+        if gain is not None:
+            self._pending.setdefault(run_id, []).extend(metric_batch({"gain_over_baseline": gain}))
+        self._send(run_id, tags)  # the epochs not sent yet, the final tags: one call
+        self._pending.pop(run_id, None)
+        self._flushed.pop(run_id, None)
+        self._safe("end run", lambda: self.tracker.end_run(run_id, state))
 
     def reference(
         self,

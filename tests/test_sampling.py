@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from hpo.sampling import LocalMoves, RankStoppedByValue, as_ranked, neighbour
-from hpo.study.create import make_sampler
+from hpo.study.create import HyperbandAtRungs, make_sampler
 
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
 
@@ -192,3 +192,98 @@ def test_local_moves_improve_on_a_good_start_where_tpe_alone_does_not():
         tpe.append(best_after(make_sampler("tpe", seed, 10), 60))
     assert all(mine > theirs for mine, theirs in zip(local, tpe, strict=True)), (local, tpe)
     assert sorted(local)[1] >= start + 0.5 > sorted(tpe)[1], (local, tpe)
+
+
+# --- what a trial's sampling costs the storage -------------------------------------------------
+
+
+class CountingStorage(optuna.storages.InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_all_trials(self, *args, **kwargs):
+        self.reads += 1
+        return super().get_all_trials(*args, **kwargs)
+
+
+def grouped_knobs(trial: optuna.Trial) -> float:
+    """Ten knobs, three of them only under one choice (sampled one by one, not jointly)."""
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    xs = [trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(6)]
+    if kind == "a":
+        xs += [trial.suggest_float(f"a{i}", 0.0, 1.0) for i in range(3)]
+    for epoch in (1, 2, 3):
+        trial.report(sum(xs) * epoch / 3, epoch)
+    return sum(xs)
+
+
+@pytest.mark.parametrize("local_moves", [0.0, 0.5])
+def test_a_trials_sampling_reads_the_study_once_behind_hyperband(local_moves):
+    """Hyperband shows the sampler a new study object per knob, which defeated Optuna's cache
+    of the trial list: TPE read every trial from the storage again for each knob."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = CountingStorage()
+    study = optuna.create_study(
+        storage=storage,
+        direction="maximize",
+        sampler=make_sampler("tpe", 0, 4, local_moves),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=3),
+    )
+    study.optimize(grouped_knobs, n_trials=8)  # past TPE's start-up
+    per_trial = []
+    for _ in range(6):
+        trial = study.ask()
+        before = storage.reads
+        trial.suggest_categorical("kind", ["a", "b"])
+        for name in [f"x{i}" for i in range(6)] + [f"a{i}" for i in range(3)]:
+            trial.suggest_float(name, 0.0, 1.0)
+        per_trial.append(storage.reads - before)
+        study.tell(trial, 1.0)
+    assert max(per_trial) <= 1, per_trial
+
+
+class CountingAttrs(optuna.storages.InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attr_reads = 0
+
+    def get_trial_system_attrs(self, trial_id):
+        self.attr_reads += 1
+        return super().get_trial_system_attrs(trial_id)
+
+
+def crossing_curves(trial: optuna.Trial) -> float:
+    """Curves that cross: a fast start (x) against a high end (y), so that rungs 1, 3 and 9
+    each stop someone."""
+    x, y = trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+    value = 0.0
+    for epoch in range(1, 11):
+        value = x * math.exp(-epoch / 3) + y * (1 - math.exp(-epoch / 3))
+        trial.report(value, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+def test_hyperband_at_rungs_stops_the_same_trials_at_the_same_epochs_reading_less():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    runs = {}
+    for name, pruner in [
+        ("plain", optuna.pruners.HyperbandPruner(min_resource=1, max_resource=10)),
+        ("ours", HyperbandAtRungs(min_resource=1, max_resource=10)),
+    ]:
+        storage = CountingAttrs()
+        study = optuna.create_study(
+            storage=storage,
+            study_name="same",  # Hyperband's brackets are drawn from the name
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(seed=1),
+            pruner=pruner,
+        )
+        study.optimize(crossing_curves, n_trials=80)
+        runs[name] = ([(t.state, t.last_step) for t in study.trials], storage.attr_reads)
+    (plain, plain_reads), (ours, our_reads) = runs["plain"], runs["ours"]
+    assert ours == plain
+    assert {step for state, step in ours if state == TrialState.PRUNED} == {1, 3, 9}
+    assert our_reads < plain_reads / 2, (our_reads, plain_reads)

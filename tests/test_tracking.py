@@ -227,3 +227,40 @@ def test_a_storage_password_appears_nowhere(store, tiny_spec, scratch):
     for path in [*Path(root).rglob("*"), *Path(scratch).rglob("*")]:
         if path.is_file():
             assert password.encode() not in path.read_bytes(), path
+
+
+def test_a_fast_trials_epochs_reach_mlflow_at_its_end_in_one_call_and_a_slow_ones_live(
+    tmp_path, monkeypatch
+):
+    """One MLflow call per epoch was a tenth of a GPU epoch in bookkeeping: a trial's epochs
+    are sent at most every EPOCH_FLUSH_SECONDS, and at its end together with its final tags."""
+    from types import SimpleNamespace
+
+    import hpo.tracking as tracking
+
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "epochs")
+    task = SimpleNamespace(name="box", metric="val_mse", direction="minimize")
+    log = tracking.StudyLog(tracker, task, "cpu", print)
+    config = SimpleNamespace(params=lambda: {"lr": 0.1})
+    calls = []
+    real = tracker.client.log_batch
+    tracker.client.log_batch = lambda *a, **k: calls.append(k) or real(*a, **k)
+    history = lambda run: [m.step for m in tracker.client.get_metric_history(run, "val_mse")]  # noqa: E731
+
+    run = log.start_trial(0, config, [0])
+    calls.clear()
+    for epoch in (1, 2, 3):
+        log.epoch(run, epoch, {"val_mse": 1.0 / epoch, "train_loss": 2.0 / epoch}, [{}])
+    assert history(run) == [] and calls == []  # fast epochs wait for the trial's end
+    log.end_trial(run, "complete", "", {"val_mse": 1 / 3}, "fine")
+    assert history(run) == [1, 2, 3] and len(calls) == 1
+    done = tracker.client.get_run(run)
+    assert done.info.status == "FINISHED" and done.data.tags["optuna_state"] == "COMPLETE"
+
+    monkeypatch.setattr(tracking, "EPOCH_FLUSH_SECONDS", 0.0)  # epochs slower than the period
+    slow = log.start_trial(1, config, [0])
+    log.epoch(slow, 1, {"val_mse": 1.0, "train_loss": 2.0}, [{}])
+    assert history(slow) == [1]  # live, before the trial ends
+    log.end_trial(slow, "pruned", "pruned by hyperband at epoch 1", {"val_mse": 1.0}, "fine")
+    assert history(slow) == [1]
+    assert tracker.client.get_run(slow).data.tags["reason"].startswith("pruned by")

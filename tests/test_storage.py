@@ -1,0 +1,28 @@
+"""The study storage as hpo opens it (hpo.storage): Optuna's cache over a patient RDB storage,
+which also remembers study ids by name."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo.storage import NamedStudyCache, open_storage, patient_storage
+
+
+def test_a_study_id_is_asked_of_the_database_once_and_forgotten_with_the_study(tmp_path):
+    storage, patient = patient_storage(open_storage(f"sqlite:///{tmp_path}/s.db"), print)
+    assert isinstance(storage, NamedStudyCache) and patient is not None
+    asked = []
+    real = patient._backend.get_study_id_from_name
+    patient._backend.get_study_id_from_name = lambda name: asked.append(name) or real(name)
+
+    study = optuna.create_study(storage=storage, study_name="s")
+    first = len(asked)  # creating asks too (is the name taken?)
+    for _ in range(5):  # as Hyperband's bracket views do, once per knob and epoch
+        optuna.load_study(study_name="s", storage=storage)
+    assert storage.get_study_id_from_name("s") == study._study_id
+    assert len(asked) == first <= 2
+
+    optuna.delete_study(study_name="s", storage=storage)
+    with pytest.raises(KeyError):  # asked again, and gone
+        storage.get_study_id_from_name("s")

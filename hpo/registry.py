@@ -4,6 +4,10 @@ apart because mlflow.pytorch alone takes seconds to import, which a study never 
 
 from __future__ import annotations
 
+import io
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
 from typing import Any
 
 import mlflow
@@ -11,7 +15,28 @@ import mlflow.pytorch
 import torch
 from mlflow.models import infer_signature
 
+from hpo import quiet
 from hpo.tracking import Tracker
+
+# what MLflow prints itself on registering (not through a logger); hpo's own line says it
+REGISTRY_PRINTS = ("Successfully registered model ", "Created version ")
+
+
+@contextmanager
+def _no_mlflow_prints() -> Iterator[None]:
+    """Everything written to stderr inside, except MLflow's REGISTRY_PRINTS lines, passed on
+    at the end. HPO_LOG_LEVEL keeps them. (MLflow's own switch for its prints is turned back
+    on by its model logging on the way.)"""
+    if quiet.level():
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with redirect_stderr(buffer):
+            yield
+    finally:
+        lines = buffer.getvalue().splitlines(keepends=True)
+        sys.stderr.write("".join(x for x in lines if not x.startswith(REGISTRY_PRINTS)))
 
 
 def log_model(
@@ -29,7 +54,7 @@ def log_model(
     with torch.no_grad():
         output = model(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), _no_mlflow_prints():
         info = mlflow.pytorch.log_model(
             model,
             name="model",

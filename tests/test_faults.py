@@ -85,7 +85,16 @@ def test_a_silent_tracking_server_is_given_a_bounded_wait():
     assert "secret" not in str(e.value) and "user:***@127.0.0.1" in str(e.value)
 
 
-NOISE_MARKS = ("Warning", "WARNING", " INFO ", "warnings.warn", "optuna_warn")
+NOISE_MARKS = (
+    "Warning",
+    "WARNING",
+    " INFO ",
+    "warnings.warn",
+    "optuna_warn",
+    # MLflow's own prints on registering (hpo says `registered models:/NAME/V` itself)
+    "Successfully registered model",
+    "Created version",
+)
 
 
 def _noise(stderr: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The local `mlflow ui` server of `hpo ui`: started in a session of its own, waited for, and
 stopped with its whole process group (SIGTERM, then SIGKILL after a grace period), also when
-`hpo ui` itself gets Ctrl-C, SIGTERM or SIGHUP."""
+`hpo ui` itself gets Ctrl-C, SIGTERM or SIGHUP; and, through the group's leader hpo.ui_guard,
+when `hpo ui` is killed outright."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class Server:
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
         command += ["--host", HOST, "--port", str(port), "--workers", "1"]
+        # led by hpo.ui_guard, which ends the group if this process dies without stopping it
+        command = [sys.executable, "-m", "hpo.ui_guard", str(os.getpid()), *command]
         self.log: BinaryIO | None = None
         if not os.environ.get("HPO_LOG_LEVEL"):
             self.log = tempfile.TemporaryFile()

@@ -83,6 +83,87 @@ def test_stop_group_ends_every_process_even_those_ignoring_sigterm():
     assert time.monotonic() - start < 5
 
 
+def _wait_members(pgid: int, n: int, seconds: float = 20) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while len(ui_server.group_members(pgid)) != n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ui_server.group_members(pgid)
+
+
+def test_the_servers_group_ends_when_hpo_ui_is_killed_outright():
+    """SIGKILL gives `hpo ui` no chance to stop the server: its group's leader (hpo.ui_guard)
+    sees its parent gone and ends the group, the server's own children included."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            "server = ['sh', '-c', 'sleep 120 & sleep 120']\n"
+            "guard = [sys.executable, '-m', 'hpo.ui_guard', str(os.getpid()), *server]\n"
+            "p = subprocess.Popen(guard, start_new_session=True)\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        pgid = int(parent.stdout.readline())
+        assert len(_wait_members(pgid, 4)) >= 3  # the guard, sh and its sleeps
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _wait_members(pgid, 0, seconds=10) == []
+    finally:
+        parent.kill()
+        if "pgid" in locals() and ui_server.group_members(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
+    from hpo.tracking import Tracker
+
+    store = f"sqlite:///{scratch / 'mlflow.db'}"
+    Tracker(store, "some-study")  # a store to serve
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "hpo", "ui", "--tracking-uri", store, "--port", "0"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    groups: set[int] = set()
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        try:
+            line = lines.get(timeout=90)  # the server's first start: MLflow's imports
+        except queue.Empty:
+            pytest.fail(f"hpo ui printed no URL in 90 s: {proc.poll()=}")
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        groups = {pgid for pid in descendants(proc.pid) if (pgid := os.getpgid(pid)) != proc.pid}
+        assert len(groups) == 1
+        proc.kill()
+        proc.wait(timeout=10)
+        for pgid in groups:
+            assert _wait_members(pgid, 0, seconds=15) == []
+        assert port_closed(port)
+    finally:
+        proc.kill()
+        for pgid in groups:
+            if ui_server.group_members(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+def test_the_guard_passes_the_servers_exit_code_on_and_stops_with_its_group():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    guard = [sys.executable, "-m", "hpo.ui_guard", str(os.getpid())]
+    exited = subprocess.run([*guard, "sh", "-c", "exit 3"], env=env, timeout=60)
+    assert exited.returncode == 3
+    proc = subprocess.Popen([*guard, "sleep", "120"], env=env, start_new_session=True)
+    assert len(_wait_members(proc.pid, 2)) == 2
+    start = time.monotonic()
+    assert ui_server.stop_group(proc, grace=5) == []
+    assert time.monotonic() - start < 5  # the guard went with its group at SIGTERM
+
+
 def test_a_missing_store_or_a_busy_port_is_one_line_and_exit_2(scratch: Path):
     missing = hpo("ui", "--tracking-uri", f"sqlite:///{scratch / 'none.db'}", timeout=60)
     assert missing.returncode == 2, missing.stderr

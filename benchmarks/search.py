@@ -187,6 +187,14 @@ def within_budget(
     return finished, sign * best, runner, best_trial
 
 
+def held_out(settings: dict, images: int) -> np.ndarray:
+    """Positions, in the whole validation split (val_subset 1), of up to `images` validation
+    images outside the `val_subset` that `settings` show the search (cifar10)."""
+    seen = cifar10.split(cifar10.N_TRAIN_FILES, settings)[1]
+    all_val = cifar10.split(cifar10.N_TRAIN_FILES, {**settings, "val_subset": 1.0})[1]
+    return np.flatnonzero(~np.isin(all_val, seen))[:images]
+
+
 def rescore(runner: Runner, trial: optuna.trial.FrozenTrial, seed: int, images: int) -> float:
     """`trial`'s config trained again under another seed on the same training images, scored
     on up to `images` validation images the search never saw: those outside `val_subset`
@@ -195,11 +203,9 @@ def rescore(runner: Runner, trial: optuna.trial.FrozenTrial, seed: int, images: 
     if settings.get("val_subset", 1.0) >= 1.0:
         raise SystemExit("--rescore needs --data val_subset=F < 1: it scores on the rest")
     everything = {**settings, "val_subset": 1.0}
-    seen = cifar10.split(cifar10.N_TRAIN_FILES, settings)[1]
-    all_val = cifar10.split(cifar10.N_TRAIN_FILES, everything)[1]
-    held = torch.from_numpy(np.flatnonzero(~np.isin(all_val, seen))[:images])
+    held = torch.from_numpy(held_out(settings, images))
     val = runner.task.load(everything, runner.device).val
-    held_out = Split(val.x[held.to(val.x.device)], val.y[held.to(val.y.device)])
+    unseen = Split(val.x[held.to(val.x.device)], val.y[held.to(val.y.device)])
     config = Config.from_dict(trial.user_attrs["config"])
     task = runner.task
     kept = train(
@@ -211,7 +217,7 @@ def rescore(runner: Runner, trial: optuna.trial.FrozenTrial, seed: int, images: 
         keep_model=True,
         validate=False,
     )
-    return evaluate(kept.model, held_out, task.kind, config.batch_size)[task.metric]
+    return evaluate(kept.model, unseen, task.kind, config.batch_size)[task.metric]
 
 
 def equal_time(args, data: dict, seed_list, chosen: list[str]) -> None:

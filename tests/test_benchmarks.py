@@ -45,3 +45,26 @@ def test_search_benchmark_at_equal_wall_time(scratch):
     for row in rows:  # at least one trial finished within the budget, with a finite R2
         trials = float(row.rstrip(" |").rsplit("|", 1)[1])
         assert trials >= 1 and "-inf" not in row and "nan" not in row
+
+
+def test_rescoring_uses_validation_images_the_search_never_saw(monkeypatch):
+    """search.py --rescore: the best config is scored again on validation images outside the
+    val_subset the trials were scored on (and never on the test split)."""
+    import importlib.util
+
+    import numpy as np
+
+    from hpo.tasks import cifar10
+
+    spec = importlib.util.spec_from_file_location("search", ROOT / "benchmarks" / "search.py")
+    search = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "search", search)  # its dataclasses look it up there
+    spec.loader.exec_module(search)
+    settings = {**cifar10.DEFAULTS, "subset": 0.01, "val_subset": 0.1}
+    seen = cifar10.split(cifar10.N_TRAIN_FILES, settings)[1]
+    every = cifar10.split(cifar10.N_TRAIN_FILES, {**settings, "val_subset": 1.0})[1]
+    held = search.held_out(settings, 2000)
+    assert len(seen) == 500 and len(every) == 5000 and len(held) == 2000
+    assert len(set(held)) == 2000 and held.max() < len(every)
+    assert not np.isin(every[held], seen).any()  # none of the images the search scored on
+    assert len(search.held_out(settings, 10**6)) == 4500  # all the rest, at most

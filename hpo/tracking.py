@@ -32,7 +32,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TI
 
 MAX_BATCH_METRICS = 1000  # MLflow's limit per log_batch call
 # A trial's epoch metrics go to MLflow at most this often, and at its end: an H100 trains a
-# cifar10 epoch in 0.2 s, and one MLflow call a epoch cost more than a tenth of that in
+# cifar10 epoch in 0.2 s, and one MLflow call an epoch cost more than a tenth of that in
 # bookkeeping (benchmarks/trial_overhead.py); a CPU epoch takes longer, so it is logged live.
 EPOCH_FLUSH_SECONDS = 5.0
 
@@ -237,10 +237,10 @@ class StudyLog:
     def epoch(
         self, run_id: str | None, epoch: int, metrics: dict[str, float], per_seed: list[dict]
     ) -> None:
-        if not run_id:
-            return
         """The epoch's metrics, sent with the ones before them once EPOCH_FLUSH_SECONDS have
         passed since the last send (else at the trial's end, with its final tags)."""
+        if not run_id:
+            return
         both = dict(metrics)
         if len(per_seed) > 1:  # per-seed curves next to the mean
             for k, m in enumerate(per_seed):

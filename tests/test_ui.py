@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -121,14 +123,14 @@ def test_the_servers_group_ends_when_hpo_ui_is_killed_outright():
             os.killpg(pgid, signal.SIGKILL)
 
 
-def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
-    from hpo.tracking import Tracker
-
-    store = f"sqlite:///{scratch / 'mlflow.db'}"
-    Tracker(store, "some-study")  # a store to serve
+@contextmanager
+def ui_running(store: str) -> Iterator[tuple[subprocess.Popen, str, set[int]]]:
+    """`hpo ui --port 0` on `store`: (the process, its URL line, its server's process groups),
+    once the line is printed; on the way out whatever is left of either is killed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "hpo", "ui", "--tracking-uri", store, "--port", "0"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc = subprocess.Popen(command, env=env, **pipes)
     groups: set[int] = set()
     try:
         lines: queue.Queue[str] = queue.Queue()
@@ -137,19 +139,29 @@ def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
             line = lines.get(timeout=90)  # the server's first start: MLflow's imports
         except queue.Empty:
             pytest.fail(f"hpo ui printed no URL in 90 s: {proc.poll()=}")
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
         groups = {pgid for pid in descendants(proc.pid) if (pgid := os.getpgid(pid)) != proc.pid}
+        yield proc, line, groups
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pgid in groups:
+            if ui_server.group_members(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
+    from hpo.tracking import Tracker
+
+    store = f"sqlite:///{scratch / 'mlflow.db'}"
+    Tracker(store, "some-study")  # a store to serve
+    with ui_running(store) as (proc, line, groups):
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
         assert len(groups) == 1
         proc.kill()
         proc.wait(timeout=10)
         for pgid in groups:
             assert _wait_members(pgid, 0, seconds=15) == []
         assert port_closed(port)
-    finally:
-        proc.kill()
-        for pgid in groups:
-            if ui_server.group_members(pgid):
-                os.killpg(pgid, signal.SIGKILL)
 
 
 def test_the_guard_passes_the_servers_exit_code_on_and_stops_with_its_group():
@@ -188,23 +200,11 @@ def test_ui_opens_the_trials_in_a_browser_and_sigterm_stops_every_process(
     )
     assert study.returncode == 0, study.stderr[-2000:]
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "hpo", "ui", "--tracking-uri", store, "--port", "0"]
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    proc = subprocess.Popen(command, env=env, **pipes)
-    groups: set[int] = set()
-    try:
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
-        try:
-            line = lines.get(timeout=90)  # the server's first start: MLflow's imports
-        except queue.Empty:
-            pytest.fail(f"hpo ui printed no URL in 90 s: {proc.poll()=}")
+    with ui_running(store) as (proc, line, groups):
         url = re.search(r"http://\S+", line).group(0)
         assert line.startswith("hpo ui: study 'box' at http://127.0.0.1:")
         assert "workflowType=machine_learning" in url and "#/experiments/" in url
         port = int(re.search(r":(\d+)/", url).group(1))
-        groups = {pgid for pid in descendants(proc.pid) if (pgid := os.getpgid(pid)) != proc.pid}
         assert len(groups) == 1  # the server, in a session of its own
 
         text, dom = render(url, scratch)
@@ -220,12 +220,6 @@ def test_ui_opens_the_trials_in_a_browser_and_sigterm_stops_every_process(
         for pgid in groups:
             assert ui_server.group_members(pgid) == []
         assert port_closed(port)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pgid in groups:
-            if ui_server.group_members(pgid):
-                os.killpg(pgid, signal.SIGKILL)
 
 
 def render(url: str, scratch: Path) -> tuple[str, str]:

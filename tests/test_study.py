@@ -135,3 +135,25 @@ def test_different_data_settings_are_refused_on_resume(tiny_spec, scratch):
     run("box", options(tiny_spec, url, trials=1, original=False, baselines=False), print)
     with pytest.raises(UserError, match="data settings"):
         run("box", options(tiny_spec, url, trials=2, data={"image_size": 20}), print)
+
+
+def test_time_left_from_the_runs_own_pace():
+    from hpo.study.progress import time_left
+
+    assert time_left(37, 200, 37, 111.0, None) == "37/200 finished, ~8 min left"  # 163 x 3 s
+    assert time_left(37, 200, 7, 70.0, None) == "37/200 finished, ~27 min left"  # resumed at 30
+    assert time_left(37, 200, 37, 111.0, 60.0) == "37/200 finished, --timeout stops it in ~60 s"
+    assert time_left(0, 200, 0, 5.0, None) is None  # no pace yet
+    assert time_left(200, 200, 200, 600.0, None) is None  # nothing left
+
+
+def test_each_trial_line_says_how_much_is_left(tiny_spec):
+    lines: list[str] = []
+    run("box", options(tiny_spec, "memory", original=False, baselines=False), lines.append)
+    ends = [line for line in lines if " in " in line and line.startswith("trial ")]
+    assert [e.split(";")[-1].split(",")[0].strip() for e in ends[:3]] == [
+        "1/4 finished",
+        "2/4 finished",
+        "3/4 finished",
+    ], ends
+    assert "finished" not in ends[3]  # the budget is filled

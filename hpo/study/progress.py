@@ -25,6 +25,21 @@ def cpu_estimate(first_epoch_s: float, epochs: int, trials_left: int, subset: bo
     )
 
 
+def time_left(
+    finished: int, budget: int, done_here: int, elapsed: float, deadline_left: float | None
+) -> str | None:
+    """'37/200 finished, ~6 min left' at the pace of this run so far (`done_here` trials
+    finished, by all workers, in `elapsed` seconds), or when --timeout stops it, if sooner;
+    None before the pace is known or once the budget is filled."""
+    left = budget - finished
+    if done_here < 1 or left < 1 or elapsed <= 0:
+        return None
+    seconds = left * elapsed / done_here
+    if deadline_left is not None and deadline_left < seconds:
+        return f"{finished}/{budget} finished, --timeout stops it in ~{_duration(deadline_left)}"
+    return f"{finished}/{budget} finished, ~{_duration(seconds)} left"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -65,7 +80,9 @@ class Progress:
         else:
             self.echo(line)
 
-    def trial_end(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+    def trial_end(
+        self, record: dict[str, Any], best: dict[str, Any] | None, left: str | None = None
+    ) -> None:
         if self.tty:
             print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
         value = record["metrics"].get(self.metric)
@@ -77,4 +94,6 @@ class Progress:
             line += f" ({record['reason']})"
         if best is not None:
             line += f"; best so far {best['value']:.4g} (trial {best['number']})"
+        if left:
+            line += f"; {left}"
         self.echo(line)

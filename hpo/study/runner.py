@@ -40,14 +40,13 @@ from hpo.study.options import (
     objective_names,
     scaling_note,
 )
-from hpo.study.progress import Progress, cpu_estimate
+from hpo.study.progress import Progress, cpu_estimate, time_left
 from hpo.study.queries import (
     FINISHED,
     best_trial,
     counts,
     cut_short,
     pareto_front,
-    trial_numbered,
     trial_record,
 )
 from hpo.tasks.base import Task
@@ -99,6 +98,7 @@ class Runner:
         self.data: TaskData | None = None
         self.estimated = False  # the CPU duration estimate is printed once per process
         self.scaling_noted = False  # likewise the small-data batch note
+        self._pace = (time.monotonic(), 0)  # (when, finished trials) as optimize() began
 
     def note_scaling(self, asked: Config) -> None:
         """Once per process: say that small data made a trial's batch (and SGD lr) smaller."""
@@ -167,6 +167,7 @@ class Runner:
         (Stop.NONE: the budget is filled), as a type and in words."""
         deadline = self.deadline()
         failures, outage = 0, 0
+        self._pace = (time.monotonic(), counts(self.study)[0])  # for the time left
         while True:
             try:
                 stop, failed = self._step(deadline)
@@ -228,8 +229,19 @@ class Runner:
         )
         if objective.number is None:  # no trial started (the timeout)
             return None, None
-        mine = trial_numbered(self.study, objective.number)
-        self.progress.trial_end(trial_record(mine), self._best())
+        trials = self.study.get_trials(deepcopy=False)
+        mine = next(t for t in trials if t.number == objective.number)
+        finished = sum(t.state in FINISHED for t in trials)
+        start, finished_at_start = self._pace
+        now = time.monotonic()
+        left = time_left(
+            finished,
+            self.budget,
+            finished - finished_at_start,
+            now - start,
+            None if deadline is None else deadline - now,
+        )
+        self.progress.trial_end(trial_record(mine), self._best(), left)
         if mine.state != TrialState.FAIL:
             return None, ""
         if mine.user_attrs.get("outcome") == Outcome.SURPLUS:  # not trained: no failure

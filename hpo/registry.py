@@ -19,7 +19,11 @@ from hpo import quiet
 from hpo.tracking import Tracker
 
 # what MLflow prints itself on registering (not through a logger); hpo's own line says it
-REGISTRY_PRINTS = ("Successfully registered model ", "Created version ")
+REGISTRY_PRINTS = (
+    "Successfully registered model ",
+    "Created version ",
+    "Registered model ",  # "... already exists. Creating a new version of this model..."
+)
 
 
 @contextmanager

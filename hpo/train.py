@@ -12,11 +12,13 @@ import torch
 from hpo.config import Config
 from hpo.data import Split, TaskData, resolve_device
 from hpo.errors import UserError
+from hpo.finalists import SEEDS, confirm_best, describe
 from hpo.registry import log_model
 from hpo.study.options import scaling_note
 from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, trial_numbered
 from hpo.tasks import get_task
+from hpo.tasks.base import Task
 from hpo.tracking import Tracker
 from hpo.trainer import evaluate, train
 
@@ -55,6 +57,41 @@ def choose(study: Any, task_name: str, trial: int | None, original: bool) -> tup
     return Config.from_dict(stored), f"trial {frozen.number}"
 
 
+def retrain(
+    task: Task,
+    settings: dict[str, Any],
+    data: TaskData,
+    config: Config,
+    device: torch.device,
+    seed: int,
+    source: str,
+    echo: Echo,
+) -> tuple[torch.nn.Module, dict[str, float], Split]:
+    """`config` trained on train + validation under `seed`, then evaluated once on the test
+    split: (model, test metrics with train_seconds, the test split)."""
+    both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+    full = TaskData(both, data.val, data.kind, data.n_outputs)
+    echo(f"retraining {source} on train + validation ({len(both)} images, {config.epochs} epochs)")
+    if (used := config.scaled_to(len(both))) != config:
+        echo(scaling_note(config, used, len(both)))
+    t0 = time.monotonic()
+    result = train(
+        config,
+        full,
+        device=device,
+        seed=seed,
+        augment=task.augment,
+        keep_model=True,
+        validate=False,
+        report=lambda e, m: echo(f"  epoch {e}/{config.epochs}: train_loss {m['train_loss']:.4g}"),
+    )
+    test = task.load_test(settings, device)  # the only read of the test split
+    metrics = evaluate(result.model, test, task.kind, config.batch_size, prefix="test")
+    metrics["train_seconds"] = time.monotonic() - t0
+    echo("test: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return result.model, metrics, test
+
+
 def retrain_and_register(
     task_name: str,
     *,
@@ -65,9 +102,13 @@ def retrain_and_register(
     original: bool = False,
     device: str = "auto",
     seed: int = 0,
+    finalists: int | None = None,
+    finalist_seeds: int = SEEDS,
     echo: Echo = print,
 ) -> Final:
-    """Retrain on train + validation, evaluate once on the test split, log and register."""
+    """Retrain on train + validation, evaluate once on the test split, log and register.
+    The best trial (neither `trial` nor `original`) is first confirmed among `finalists`
+    (hpo.finalists; None: its default)."""
     task = get_task(task_name)
     study = load(study_name or task_name, storage)
     config, source = choose(study, task_name, trial, original)
@@ -77,36 +118,26 @@ def retrain_and_register(
         raise UserError(str(e)) from None
     settings = task.settings(study.user_attrs.get("data") or {})
     data = task.load(settings, dev)
-    both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    full = TaskData(both, data.val, data.kind, data.n_outputs)
-    echo(f"retraining {source} on train + validation ({len(both)} images, {config.epochs} epochs)")
-    if (used := config.scaled_to(len(both))) != config:
-        echo(scaling_note(config, used, len(both)))
-    t0 = time.monotonic()
-    result = train(
-        config,
-        full,
-        device=dev,
-        seed=seed,
-        augment=task.augment,
-        keep_model=True,
-        validate=False,
-        report=lambda e, m: echo(f"  epoch {e}/{config.epochs}: train_loss {m['train_loss']:.4g}"),
-    )
-    test = task.load_test(settings, dev)  # the only read of the test split
-    metrics = evaluate(result.model, test, task.kind, config.batch_size, prefix="test")
-    metrics["train_seconds"] = time.monotonic() - t0
-    echo("test: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    tags: dict[str, str] = {}
+    if trial is None and not original:
+        found = confirm_best(study, task, data, dev, finalists, finalist_seeds, echo)
+        if found is not None:
+            won, chosen = found
+            config, source = won.config, f"trial {won.number}"
+            tags["finalists"] = "; ".join(f"trial {f.number}: {describe(f)}" for f in chosen)
+    model, metrics, test = retrain(task, settings, data, config, dev, seed, source, echo)
     tracker = Tracker(tracking_uri, study.study_name)
     parent = study.user_attrs.get("mlflow_parent_run_id")
     run_id = tracker.start_run(
-        parent, f"final:{source.replace(' ', '-')}", {"kind": "final", "source": source}
+        parent,
+        f"final:{source.replace(' ', '-')}",
+        {"kind": "final", "source": source, **tags},
     )
     tracker.log_params(run_id, config.params())
     tracker.log_metrics(run_id, metrics)
     example = test.x[:2].float().div(255).cpu().numpy()
     uri, version = log_model(
-        tracker, run_id, result.model, example, study.study_name, {"source": source, **metrics}
+        tracker, run_id, model, example, study.study_name, {"source": source, **metrics}
     )
     tracker.end_run(run_id, "COMPLETE")
     echo(f"registered {uri} ({task.metric.replace('val_', 'test_')} on the test split)")

@@ -127,6 +127,7 @@ def create_or_load(
         study.set_user_attr("objectives", objective_names(task, objectives))
         study.set_user_attr("data", settings)
         study.set_user_attr("original_epochs", spec.original_epochs)  # for `hpo diagnose`
+        study.set_user_attr("seed_objective", spec.objective)  # for `hpo train`'s finalists
         study.set_user_attr("hpo_version", __version__)
         return study, True
     except optuna.exceptions.DuplicatedStudyError:

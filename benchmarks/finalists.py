@@ -36,8 +36,10 @@ def one_study(args, data: dict, seed: int) -> dict:
     t0 = time.monotonic()
     arm = ARMS["default"]
     runner = in_memory(args.task, arm, seed, args.trials, data, args.device, args.epochs)
-    while counts(runner.study)[0] < args.trials:
+    while (done := counts(runner.study)[0]) < args.trials:
         runner._step(None)
+        if (done + 1) % 10 == 0:
+            print(f"  study seed {seed}: {done + 1} trials, {time.monotonic() - t0:.0f} s")
     study, task = runner.study, runner.task
     searched = time.monotonic() - t0
     chosen = candidates(study, args.finalists)

@@ -7,8 +7,10 @@
 #           (SEARCH_SECONDS per study, 3 study seeds, SEARCH_ARMS [default,random]: 3 x arms x
 #           SEARCH_SECONDS in all; SEARCH_ARMS=default,tpe,random adds TPE without local moves)
 # Usage: bash benchmarks/gpu_cifar10.sh [recipe] [study] [search]   (default: recipe study)
-# One call is <= 10 minutes and a session has 15 of device time: `study` with STUDY_SECONDS=540
-# is a call of its own, and so is `search` (2 arms at SEARCH_SECONDS=80, or 3 at 55: 8 minutes).
+# One call is <= 10 minutes and a session has 15 of device time: `study` with STUDY_SECONDS=420
+# is a call of its own (set-up ~0.5 min, the study 7 min, `hpo train --best` with its finalists
+# <= 2 min; each trial's line tells the pace: "N/200 finished, ~X min left" says whether 200
+# fit in 10 minutes), and so is `search` (2 arms at SEARCH_SECONDS=80, or 3 at 55: 8 minutes).
 #
 # A lent GPU machine has no network and gets only the checkout, so two ignored folders travel
 # with it (name both in `carry`):
@@ -65,7 +67,8 @@ for part in "${parts[@]}"; do
     timeout $((STUDY_SECONDS + 90)) python3 -m hpo study cifar10 --trials 200 \
       --timeout "$STUDY_SECONDS" --seed 0 2>&1 | tee "$OUT/cifar10_study.log" | grep -v "epoch "
     echo "hpo study cifar10: wall $((SECONDS - s0)) s" | tee -a "$OUT/cifar10_study.log"
-    timeout 60 python3 -m hpo train cifar10 --best 2>&1 | tee "$OUT/cifar10_train_best.log"
+    timeout 120 python3 -m hpo train cifar10 --best 2>&1 | tee "$OUT/cifar10_train_best.log"
+    cp hpo.db "$OUT/cifar10_study.db"  # every trial, its config and its finalist scores
     python3 -m hpo report cifar10 --format json > "$OUT/cifar10_report.json"
     python3 -m hpo report cifar10 2>&1 | head -30
     cd "$REPO" ;;

@@ -11,6 +11,7 @@ kept in the study (user attr "rescored"), so a rerun of `hpo train` reuses them.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,7 +176,8 @@ def _one_run(
         (trainer,) = train_seeds(config, data, [seed], device=device, augment=augment)
     except (TrainingError, torch.OutOfMemoryError) as e:
         return f"failed: {first_line(e, 120)}"
-    return float(trainer.history[-1][metric])
+    value = float(trainer.history[-1][metric])
+    return value if math.isfinite(value) else f"failed: {metric} {value}"
 
 
 def describe(f: Finalist) -> str:

@@ -113,11 +113,11 @@ def plan(
         return [], []
     fresh = fresh_seeds(study, seeds)
     cost = cost_seconds(study, chosen, fresh)
-    if k is None and cost > BUDGET_SHARE * spent_seconds(study):
+    if k is None and cost > BUDGET_SHARE * (spent := spent_seconds(study)):
         echo(
             f"finalists: none (the best {len(chosen)} trials under {seeds} fresh seeds each "
-            f"would take ~{duration(cost)}, over a quarter of the study's "
-            f"{duration(spent_seconds(study))} of trials; --finalists {len(chosen)} runs them)"
+            f"would take ~{duration(cost)}, over a quarter of the study's {duration(spent)} "
+            f"of trials; --finalists {len(chosen)} runs them)"
         )
         return [], []
     return chosen, fresh

@@ -3,10 +3,12 @@
 #   recipe  benchmarks/cifar10_recipe.py: speed (hpo loop vs bare loop vs the reference, one
 #           run), the recipe's test accuracy over seeds and one ablation row per ingredient
 #   study   hpo study cifar10 --trials 200 (capped by STUDY_SECONDS), hpo train --best, report
+#   cudnn   benchmarks/cudnn_tuning.py: cuDNN's kernel search on vs off (~1.5 min)
 #   search  benchmarks/search.py: the shipped search vs random search at equal wall time
 #           (SEARCH_SECONDS per study, 3 study seeds, SEARCH_ARMS [default,random]: 3 x arms x
 #           SEARCH_SECONDS in all; SEARCH_ARMS=default,tpe,random adds TPE without local moves)
-# Usage: bash benchmarks/gpu_cifar10.sh [recipe] [study] [search]   (default: recipe study)
+# Usage: bash benchmarks/gpu_cifar10.sh [recipe] [study] [cudnn] [search]  (default: recipe study)
+# STUDY_ARGS adds `hpo study` flags; STUDY_BEST=0 skips `hpo train --best` (a short check).
 # One call is <= 10 minutes and a session has 15 of device time: `study` with STUDY_SECONDS=420
 # is a call of its own (set-up ~0.5 min, the study 7 min, `hpo train --best` with its finalists
 # <= 2 min; each trial's line tells the pace: "N/200 finished, ~X min left" says whether 200
@@ -24,6 +26,8 @@
 STUDY_SECONDS=${STUDY_SECONDS:-300}
 SEARCH_SECONDS=${SEARCH_SECONDS:-80}
 SEARCH_ARMS=${SEARCH_ARMS:-default,random}
+STUDY_ARGS=${STUDY_ARGS:-}  # more `hpo study` flags, e.g. --no-original
+STUDY_BEST=${STUDY_BEST:-1}  # 0: no `hpo train --best` after the study
 step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
 python3 -c "import torch, optuna, mlflow; print('torch', torch.__version__, 'optuna', optuna.__version__, 'mlflow', mlflow.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -32,7 +36,8 @@ step "the real images: build.py"
 DATA=/tmp/cifar10
 python3 .gpu/build.py "$DATA" > /dev/null || { echo "build.py failed"; exit 1; }
 export HPO_DATA_DIR=$DATA
-if [ -f .gpu/reference/airbench94.py ]; then
+parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(recipe study)
+if [ -f .gpu/reference/airbench94.py ] && [[ " ${parts[*]} " == *" recipe "* ]]; then
   # the reference reads cifar10/{train,test}.pt beside itself: the same images, HWC uint8
   python3 - <<'EOF'
 import torch
@@ -52,7 +57,6 @@ else
 fi
 
 W=/tmp/hpo-work; mkdir -p $W
-parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(recipe study)
 for part in "${parts[@]}"; do
   case $part in
   recipe)
@@ -65,13 +69,19 @@ for part in "${parts[@]}"; do
     cd $W
     s0=$SECONDS
     timeout $((STUDY_SECONDS + 90)) python3 -m hpo study cifar10 --trials 200 \
-      --timeout "$STUDY_SECONDS" --seed 0 2>&1 | tee "$OUT/cifar10_study.log" | grep -v "epoch "
+      --timeout "$STUDY_SECONDS" --seed 0 $STUDY_ARGS 2>&1 | tee "$OUT/cifar10_study.log" \
+      | grep -v "epoch "
     echo "hpo study cifar10: wall $((SECONDS - s0)) s" | tee -a "$OUT/cifar10_study.log"
-    timeout 120 python3 -m hpo train cifar10 --best 2>&1 | tee "$OUT/cifar10_train_best.log"
+    [ "$STUDY_BEST" = 1 ] && timeout 120 python3 -m hpo train cifar10 --best 2>&1 \
+      | tee "$OUT/cifar10_train_best.log"
     cp hpo.db "$OUT/cifar10_study.db"  # every trial, its config and its finalist scores
     python3 -m hpo report cifar10 --format json > "$OUT/cifar10_report.json"
     python3 -m hpo report cifar10 2>&1 | head -30
     cd "$REPO" ;;
+  cudnn)
+    step "cuDNN's kernel search on vs off over the recipe and two neighbours"
+    timeout 150 python3 benchmarks/cudnn_tuning.py --device cuda --epochs 4 2>&1 \
+      | tee "$OUT/cudnn_tuning.log" ;;
   search)
     step "search vs random at equal wall time: ${SEARCH_SECONDS} s a study, 3 study seeds"
     n_arms=$(echo "$SEARCH_ARMS" | tr ',' '\n' | wc -l)
@@ -79,7 +89,7 @@ for part in "${parts[@]}"; do
       --device cuda --budget "$SEARCH_SECONDS" --seeds 3 --arms "$SEARCH_ARMS" --verbose \
       2>&1 | tee "$OUT/cifar10_search.log"
     cp benchmarks/out/search_cifar10_budget.csv "$OUT/" 2>/dev/null ;;
-  *) echo "unknown part $part (recipe | study | search)"; exit 2 ;;
+  *) echo "unknown part $part (recipe | study | cudnn | search)"; exit 2 ;;
   esac
 done
 step "done"

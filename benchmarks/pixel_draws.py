@@ -26,7 +26,7 @@ from hpo.perf import tune_malloc
 from hpo.space import suggest
 from hpo.spec import default_spec_path, load_spec
 from hpo.tasks import get_task
-from hpo.trainer import train
+from hpo.trainer import TimeLimit, train
 
 OUT = Path(__file__).parent / "out"
 NORMS = ("unit", "centred")
@@ -71,7 +71,7 @@ def main() -> None:
                     data,
                     device=device,
                     seed=0,
-                    deadline=time.monotonic() + args.budget,
+                    time_limit=TimeLimit.on(device, args.budget),
                 )
                 row[norm] = round(result.metrics["val_accuracy"], 3)
             except TrainingError as e:  # diverged or out of time: not a success

@@ -69,8 +69,10 @@ def study(
     trial_timeout: Annotated[
         float | None,
         typer.Option(
-            help="Seconds one trial may run before it is stopped and "
-            "recorded as pruned. [default: from the spec]"
+            help="Seconds one trial may run; on a GPU counted from the end of its first epoch "
+            "(which pays one-off costs such as cuDNN's kernel search, and may take 3x this on "
+            "its own). A trial past it is stopped and recorded as pruned. [default: from the "
+            "spec]"
         ),
     ] = None,
     seeds: Annotated[

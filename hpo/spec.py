@@ -110,7 +110,8 @@ class Spec:
     sampler: str = "tpe"
     pruner: str = "hyperband"
     epochs: int = 10  # epochs per trial, the pruner's maximum resource
-    trial_timeout: float | None = None  # seconds; a longer trial is stopped and pruned
+    # seconds; a longer trial is stopped and pruned (on a GPU: hpo.trainer.TimeLimit)
+    trial_timeout: float | None = None
     # "cuda": trial_timeout was sized for a GPU and is not applied on a CPU (there a trial takes
     # 100x longer; --trial-timeout still sets one); "any": it applies everywhere
     trial_timeout_device: str = "any"

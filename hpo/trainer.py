@@ -27,8 +27,37 @@ from hpo.optim import (
 from hpo.outcomes import Diverged, OutOfTime
 
 STEM_FIT_IMAGES = 5_000  # images the whitening stem is fitted on (airbench: 5,000)
+# cuDNN's kernel search per new layer shape (benchmarks/cudnn_tuning.py measures it)
+CUDNN_BENCHMARK = True
+FIRST_EPOCH_ALLOWANCE = 3  # x a GPU trial's time limit: its first epoch's own cap (TimeLimit)
 
 Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise to stop
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """Seconds a run may take (a study's trial_timeout), all seeds together.
+
+    On a GPU (`warm_up`) the first epoch pays one-off costs that say nothing about what the
+    config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape,
+    the stem's fit. On an H200 the first trial of a cifar10 study took over 12 s before its
+    first epoch ended, then ~0.25 s an epoch. So there the limit counts from the end of the
+    first epoch, which has a cap of its own (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the
+    first epoch costs what the others do, and the limit counts from the start.
+    """
+
+    seconds: float
+    warm_up: bool = False
+
+    @classmethod
+    def on(cls, device: torch.device, seconds: float | None) -> TimeLimit | None:
+        return None if seconds is None else cls(seconds, warm_up=device.type == "cuda")
+
+    def first_due(self, start: float) -> float:
+        return start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
+
+    def due_after_first(self, start: float, now: float) -> float:
+        return (now if self.warm_up else start) + self.seconds
 
 
 @dataclass
@@ -108,7 +137,7 @@ class Trainer:
         self.augment = augment and config.augment  # the task's images can be flipped/cropped
         if device.type == "cuda":
             # cuDNN picks the fastest kernels per shape once and caches them for the process
-            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
         torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
         model = build_model(config, data.image_shape, data.n_outputs).to(device)
         self.channels_last = device.type == "cuda" and bool(config.conv_channels)
@@ -219,7 +248,7 @@ def train_seeds(
     *,
     device: torch.device,
     report: SeedsReport | None = None,
-    deadline: float | None = None,
+    time_limit: TimeLimit | None = None,
     augment: bool = False,
     validate: bool = True,
 ) -> list[Trainer]:
@@ -228,17 +257,19 @@ def train_seeds(
     original's replay and `hpo diagnose` all train through it.
 
     `report(epoch, per_seed)` gets each epoch (1-based) with one metrics dict per seed, and may
-    raise to stop the run (pruning, solved, hopeless). `deadline` is a time.monotonic() value
-    after which OutOfTime is raised. `augment`: whether the task's images may be flipped and
-    cropped (when config.augment). Returns the trainers: their history and model.
+    raise to stop the run (pruning, solved, hopeless). Past `time_limit` (see TimeLimit)
+    OutOfTime is raised. `augment`: whether the task's images may be flipped and cropped (when
+    config.augment). Returns the trainers: their history and model.
     """
+    start = time.monotonic()
+    first_due = None if time_limit is None else time_limit.first_due(start)
     trainers = [
         Trainer(
             config,
             data,
             device=device,
             seed=seed,
-            deadline=deadline,
+            deadline=first_due,
             augment=augment,
             validate=validate,
         )
@@ -246,6 +277,10 @@ def train_seeds(
     ]
     for epoch in range(1, config.epochs + 1):
         per_seed = [t.run_epoch() for t in trainers]
+        if epoch == 1 and time_limit is not None:  # on a GPU the limit proper starts now
+            due = time_limit.due_after_first(start, time.monotonic())
+            for t in trainers:
+                t.deadline = due
         if report is not None:  # may raise to stop
             report(epoch, per_seed)
     return trainers
@@ -258,7 +293,7 @@ def train(
     device: torch.device,
     seed: int = 0,
     report: Report | None = None,
-    deadline: float | None = None,
+    time_limit: TimeLimit | None = None,
     augment: bool = False,
     keep_model: bool = False,
     validate: bool = True,
@@ -270,7 +305,7 @@ def train(
         [seed],
         device=device,
         report=None if report is None else lambda epoch, per_seed: report(epoch, per_seed[0]),
-        deadline=deadline,
+        time_limit=time_limit,
         augment=augment,
         validate=validate,
     )

@@ -14,7 +14,7 @@ from hpo.optim import l1_thresholds, lr_factor, make_optimizer, shrink_l1
 from hpo.outcomes import Diverged, OutOfTime
 from hpo.tasks import TASKS
 from hpo.tasks.pixel import pixel_position
-from hpo.trainer import Trainer, train
+from hpo.trainer import FIRST_EPOCH_ALLOWANCE, TimeLimit, Trainer, train
 
 CPU = torch.device("cpu")
 
@@ -55,8 +55,8 @@ def test_nan_loss_stops_at_once(box_data):
 
 def test_deadline_raises_out_of_time_with_finished_epochs(box_data):
     config = Config(dense_units=(32,), epochs=10_000, batch_size=32)
-    with pytest.raises(OutOfTime) as info:  # a deadline already past: stops in epoch 1
-        train(config, box_data, device=CPU, deadline=time.monotonic())
+    with pytest.raises(OutOfTime) as info:  # no time at all: stops in epoch 1
+        train(config, box_data, device=CPU, time_limit=TimeLimit(0.0))
     assert info.value.history == []
     trainer = Trainer(config, box_data, device=CPU)  # no wall-clock race: one epoch, then due
     trainer.run_epoch()
@@ -64,6 +64,34 @@ def test_deadline_raises_out_of_time_with_finished_epochs(box_data):
     with pytest.raises(OutOfTime, match="during epoch 2") as info:
         trainer.run_epoch()
     assert len(info.value.history) == 1
+
+
+def test_a_gpu_time_limit_counts_from_the_first_epochs_end(box_data, monkeypatch):
+    """On a GPU the first epoch pays one-off costs (cuDNN's kernel search): it has its own,
+    larger allowance (FIRST_EPOCH_ALLOWANCE x the limit), and the limit starts at its end. On
+    a CPU the limit counts from the start."""
+    slow_first = {"seconds": 1.5}
+    run_epoch = Trainer.run_epoch
+
+    def run_epoch_slow_at_first(self):
+        if not self.history:  # stands in for a first epoch's start-up cost
+            time.sleep(slow_first["seconds"])
+        return run_epoch(self)
+
+    monkeypatch.setattr(Trainer, "run_epoch", run_epoch_slow_at_first)
+    config = Config(dense_units=(16,), epochs=3, batch_size=64)
+    gpu_like, cpu_like = TimeLimit(1.0, warm_up=True), TimeLimit(1.0)
+    # the first epoch alone takes longer than the limit, and the trial still finishes
+    result = train(config, box_data, device=CPU, time_limit=gpu_like)
+    assert len(result.history) == 3
+    with pytest.raises(OutOfTime, match="during epoch 1"):  # on a CPU: from the start
+        train(config, box_data, device=CPU, time_limit=cpu_like)
+    # past its allowance (3 x 1 s) the first epoch is stopped
+    slow_first["seconds"] = FIRST_EPOCH_ALLOWANCE * 1.0 + 0.2
+    with pytest.raises(OutOfTime, match="during epoch 1"):
+        train(config, box_data, device=CPU, time_limit=gpu_like)
+    assert TimeLimit.on(torch.device("cuda"), 12) == TimeLimit(12, warm_up=True)
+    assert TimeLimit.on(CPU, 12) == TimeLimit(12) and TimeLimit.on(CPU, None) is None
 
 
 def test_report_can_stop_training(box_data):

@@ -15,7 +15,7 @@ from hpo.labels import diagnose
 from hpo.outcomes import Outcome, OutOfTime, SurplusTrial, TrainingError
 from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.space import suggest
-from hpo.trainer import train_seeds
+from hpo.trainer import TimeLimit, train_seeds
 
 if TYPE_CHECKING:
     from hpo.study.runner import Runner
@@ -73,7 +73,7 @@ class Objective:
                     seeds,
                     device=ctx.device,
                     report=report,
-                    deadline=t0 + ctx.spec.trial_timeout if ctx.spec.trial_timeout else None,
+                    time_limit=TimeLimit.on(ctx.device, ctx.spec.trial_timeout),
                     augment=task.augment,
                 )
             except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)

@@ -81,6 +81,7 @@ def test_a_gpu_time_limit_counts_from_the_first_epochs_end(box_data, monkeypatch
     monkeypatch.setattr(Trainer, "run_epoch", run_epoch_slow_at_first)
     config = Config(dense_units=(16,), epochs=3, batch_size=64)
     gpu_like, cpu_like = TimeLimit(1.0, warm_up=True), TimeLimit(1.0)
+    Trainer(config, box_data, device=CPU)  # the first optimizer of a process imports ~3 s
     # the first epoch alone takes longer than the limit, and the trial still finishes
     result = train(config, box_data, device=CPU, time_limit=gpu_like)
     assert len(result.history) == 3

@@ -80,7 +80,7 @@ for part in "${parts[@]}"; do
     cd "$REPO" ;;
   cudnn)
     step "cuDNN's kernel search on vs off over the recipe and two neighbours"
-    timeout 150 python3 benchmarks/cudnn_tuning.py --device cuda --epochs 4 2>&1 \
+    timeout 150 python3 benchmarks/cudnn_tuning.py --device cuda --epochs 3 2>&1 \
       | tee "$OUT/cudnn_tuning.log" ;;
   search)
     step "search vs random at equal wall time: ${SEARCH_SECONDS} s a study, 3 study seeds"

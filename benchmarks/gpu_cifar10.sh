@@ -70,7 +70,7 @@ for part in "${parts[@]}"; do
     s0=$SECONDS
     timeout $((STUDY_SECONDS + 90)) python3 -m hpo study cifar10 --trials 200 \
       --timeout "$STUDY_SECONDS" --seed 0 $STUDY_ARGS 2>&1 | tee "$OUT/cifar10_study.log" \
-      | grep -v "epoch "
+      | grep -v "^  epoch "
     echo "hpo study cifar10: wall $((SECONDS - s0)) s" | tee -a "$OUT/cifar10_study.log"
     [ "$STUDY_BEST" = 1 ] && timeout 120 python3 -m hpo train cifar10 --best 2>&1 \
       | tee "$OUT/cifar10_train_best.log"

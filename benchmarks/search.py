@@ -13,7 +13,7 @@ benchmarks/out/search_<task>.csv.
 Usage: python benchmarks/search.py [--task box] [--seeds 5] [--max-trials 40]
        [--data n_train=2000] [--smoke]
        python benchmarks/search.py --task cifar10 --budget 300 --seeds 3 --data subset=0.05
-       [--epochs 4] [--arms default,tpe,local,random] [--rescore 2000]
+       [--epochs 4] [--arms default,tpe,local,pruned-moves,random] [--rescore 2000]
 """
 
 from __future__ import annotations
@@ -52,12 +52,17 @@ class Arm:
     sampler: str | None = None
     pruner: str | None = None
     local_moves: float | None = None
+    prune_local_moves: bool | None = None
 
 
 ARMS = {
     "default": Arm("default"),  # the shipped spec as it is; labelled with what it resolves to
     "tpe": Arm("tpe + hyperband, no local moves", "tpe", "hyperband", 0.0),
     "local": Arm("tpe + local moves 0.5 + hyperband", "tpe", "hyperband", 0.5),
+    # before 2026-11-27 the pruner stopped local moves like any trial
+    "pruned-moves": Arm(
+        "tpe + local moves 0.5, pruned too, + hyperband", "tpe", "hyperband", 0.5, True
+    ),
     "random": Arm("random, no pruning", "random", "none", 0.0),
 }
 
@@ -108,6 +113,8 @@ def in_memory(
     spec = resolve_spec(task_name, options)
     if arm.local_moves is not None:
         spec = replace(spec, local_moves=arm.local_moves)
+    if arm.prune_local_moves is not None:
+        spec = replace(spec, prune_local_moves=arm.prune_local_moves)
     runner = Runner(task, spec, options, lambda s: None)
     runner.open()
     runner.data = load_data(task, runner.settings, runner.device)

@@ -72,6 +72,7 @@ STUDY_KEYS = {
     "objective",
     "n_startup_trials",
     "local_moves",  # the share of trials that change 1-3 knobs of the best trial so far
+    "prune_local_moves",  # whether the pruner may stop a local move (default: no)
     "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
     "trial_timeout_device",  # "any" | "cuda": where trial_timeout applies
 }
@@ -121,6 +122,9 @@ class Spec:
     n_startup_trials: int = 10  # random trials before TPE / GP model the space
     # the share of trials that are local moves around the best trial so far (hpo.sampling)
     local_moves: float = 0.0
+    # A local move is 1-3 knobs away from the best trial and is after differences of tenths of
+    # a point, which its early epochs cannot show: the pruner does not see it unless this is set
+    prune_local_moves: bool = False
     # params of a first trial that every new study of this spec runs (from [study] enqueue)
     enqueue: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
@@ -238,6 +242,8 @@ def _study_value(key: str, value: Any, fail) -> Any:
         isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
     ):
         raise fail(f"[study] local_moves must be a share between 0 and 1, got {value!r}")
+    if key == "prune_local_moves" and not isinstance(value, bool):
+        raise fail(f"[study] prune_local_moves must be true or false, got {value!r}")
     if key == "trial_timeout_device" and value not in ("any", "cuda"):
         raise fail(f"[study] trial_timeout_device must be 'any' or 'cuda', got {value!r}")
     if key == "enqueue" and not (isinstance(value, str) and value):

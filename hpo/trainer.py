@@ -27,8 +27,12 @@ from hpo.optim import (
 from hpo.outcomes import Diverged, OutOfTime
 
 STEM_FIT_IMAGES = 5_000  # images the whitening stem is fitted on (airbench: 5,000)
-# cuDNN's kernel search per new layer shape (benchmarks/cudnn_tuning.py measures it)
-CUDNN_BENCHMARK = True
+# cuDNN's kernel search (torch.backends.cudnn.benchmark): off. It times every algorithm for
+# each new layer shape, once per process, and a study keeps meeting new shapes. On an H200
+# (benchmarks/cudnn_tuning.py, RESULTS §6) it made the first epoch of the recipe's neighbours
+# 3-4 s slower (3.6 vs 0.5 s at width 1.5; 2 s trials) and their later epochs no faster
+# (0.225 / 0.223 s recipe, 0.340 / 0.362 s width 1.5, 0.503 / 0.433 s width 1.25 batch 512).
+CUDNN_BENCHMARK = False
 FIRST_EPOCH_ALLOWANCE = 3  # x a GPU trial's time limit: its first epoch's own cap (TimeLimit)
 
 Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise to stop
@@ -136,7 +140,6 @@ class Trainer:
         self.deadline, self.validate = deadline, validate
         self.augment = augment and config.augment  # the task's images can be flipped/cropped
         if device.type == "cuda":
-            # cuDNN picks the fastest kernels per shape once and caches them for the process
             torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
         torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
         model = build_model(config, data.image_shape, data.n_outputs).to(device)

@@ -34,6 +34,7 @@ def test_shipped_specs_load_and_sample(path: Path):
         ({"task": "box", "study": {"speed": 1}}, "[study] unknown key(s): speed"),
         ({"task": "box", "study": {"local_moves": 1.5}}, "local_moves must be a share between"),
         ({"task": "box", "study": {"local_moves": True}}, "local_moves must be a share between"),
+        ({"task": "box", "study": {"prune_local_moves": 1}}, "prune_local_moves must be true or"),
         ({"task": "box", "space": {"lr": {"low": 0, "high": 1, "log": True}}}, "log range needs"),
         ({"task": "box", "space": {"lr": {"low": 1.0, "high": 0.1}}}, "must not exceed"),
         ({"task": "box", "space": {"colour": ["red"]}}, "unknown parameter 'colour'"),

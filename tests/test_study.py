@@ -57,6 +57,29 @@ def test_local_moves_say_where_they_come_from(scratch):
         assert "found by a local move" not in text
 
 
+@pytest.mark.parametrize("prune_moves", [False, True])
+def test_local_moves_are_not_pruned_unless_the_spec_says_so(scratch, monkeypatch, prune_moves):
+    """A local move is after differences its early epochs cannot show: the pruner is asked
+    (its values stand at the rungs for the others) but does not stop it."""
+    monkeypatch.setattr(  # a pruner that wants every trial after the first stopped
+        optuna.trial.Trial, "should_prune", lambda self: self.number > 0
+    )
+    spec = write_spec(
+        scratch / "moves.toml",
+        n_startup_trials="local_moves = 1.0\n"
+        + ("prune_local_moves = true\n" if prune_moves else "")
+        + "n_startup_trials",
+    )
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    summary = run("box", options(spec, url, trials=4, original=False, baselines=False), print)
+    assert summary.finished == 4
+    trials = optuna.load_study(study_name="box", storage=url).trials
+    moves = [t for t in trials if t.user_attrs.get("local_move")]
+    assert len(moves) == 3  # every trial after the first
+    pruned = {t.state == optuna.trial.TrialState.PRUNED for t in moves}
+    assert pruned == {prune_moves}
+
+
 def test_sqlite_study_resumes_to_a_larger_budget(tiny_spec, scratch):
     url = f"sqlite:///{scratch / 'hpo.db'}"
     run("box", options(tiny_spec, url, trials=2, original=False, baselines=False), print)

@@ -63,7 +63,11 @@ class Objective:
                 ctx.estimate_on_cpu(config, time.monotonic() - t0)
                 if not ctx.multi:  # Optuna prunes single-objective studies only
                     trial.report(objective_value(metrics, metric, ctx.spec.objective), epoch)
-                    if trial.should_prune():
+                    # asked always, so that a local move's values stand at the pruner's rungs
+                    # for the other trials; but its own early epochs cannot tell it from its
+                    # origin (hpo.spec.Spec.prune_local_moves), so it is not stopped
+                    prunable = not move or ctx.spec.prune_local_moves
+                    if trial.should_prune() and prunable:
                         raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")
 
             try:

@@ -3,10 +3,11 @@ the first epoch of each new layer shape and what it saves on the epochs after.
 
 A study trains many configs in one process. With the search on, cuDNN times every algorithm
 for each new convolution shape, once per process, then uses the fastest; with it off (hpo's
-setting since this measured it, hpo.trainer.CUDNN_BENCHMARK), it picks by heuristics at no cost. A study whose trials keep meeting new shapes
-(widths, depths, batch sizes) pays the search again and again. This runs the same sequence of
-configs (the recipe and its neighbours that studies visit) in two fresh processes, one per
-setting, on the 45,000-image training split, and times every epoch (training and validation).
+setting since this measured it, hpo.trainer.CUDNN_BENCHMARK), it picks by heuristics at no
+cost. A study whose trials keep meeting new shapes (widths, depths, batch sizes) pays the
+search again and again. This runs the same sequence of configs (the recipe and its neighbours
+that studies visit) in two fresh processes, one per setting, on the 45,000-image training
+split, and times every epoch (training and validation).
 
     python benchmarks/cudnn_tuning.py [--device cuda] [--epochs 4]
     python benchmarks/cudnn_tuning.py --smoke    # tiny synthetic data on the CPU: does it run?

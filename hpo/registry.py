@@ -5,6 +5,7 @@ apart because mlflow.pytorch alone takes seconds to import, which a study never 
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
@@ -18,6 +19,7 @@ from mlflow.models import infer_signature
 from hpo import quiet
 from hpo.tracking import Tracker
 
+PREDICTION_DEVICE = "MLFLOW_DEFAULT_PREDICTION_DEVICE"  # where MLflow's pyfunc loads a model
 # what MLflow prints itself on registering (not through a logger); hpo's own line says it
 REGISTRY_PRINTS = (
     "Successfully registered model ",
@@ -43,6 +45,24 @@ def _no_mlflow_prints() -> Iterator[None]:
         sys.stderr.write("".join(x for x in lines if not x.startswith(REGISTRY_PRINTS)))
 
 
+@contextmanager
+def _loaded_on_cpu() -> Iterator[None]:
+    """MLflow loads the model it has just saved (to check the input example, to infer its pip
+    requirements) onto CUDA wherever CUDA is present. The model is saved from the CPU, and a
+    torch.export ('pt2') model saved there cannot be loaded onto CUDA: on a GPU machine
+    `hpo train` printed MLflow's 'Failed to validate serving input example' with a page of
+    JSON. So the check loads it where it was saved, unless MLFLOW_DEFAULT_PREDICTION_DEVICE is
+    set already."""
+    if os.environ.get(PREDICTION_DEVICE):
+        yield
+        return
+    os.environ[PREDICTION_DEVICE] = "cpu"
+    try:
+        yield
+    finally:
+        os.environ.pop(PREDICTION_DEVICE, None)
+
+
 def log_model(
     tracker: Tracker,
     run_id: str,
@@ -58,7 +78,7 @@ def log_model(
     with torch.no_grad():
         output = model(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)
-    with mlflow.start_run(run_id=run_id), _no_mlflow_prints():
+    with mlflow.start_run(run_id=run_id), _no_mlflow_prints(), _loaded_on_cpu():
         info = mlflow.pytorch.log_model(
             model,
             name="model",

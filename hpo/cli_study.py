@@ -70,7 +70,7 @@ def study(
         float | None,
         typer.Option(
             help="Seconds one trial may run; on a GPU counted from the end of its first epoch "
-            "(which pays one-off costs such as cuDNN's kernel search, and may take 3x this on "
+            "(which pays one-off costs such as CUDA's start-up, and may take 3x this on "
             "its own). A trial past it is stopped and recorded as pruned. [default: from the "
             "spec]"
         ),

@@ -43,11 +43,12 @@ class TimeLimit:
     """Seconds a run may take (a study's trial_timeout), all seeds together.
 
     On a GPU (`warm_up`) the first epoch pays one-off costs that say nothing about what the
-    config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape,
-    the stem's fit. On an H200 the first trial of a cifar10 study took over 12 s before its
-    first epoch ended, then ~0.25 s an epoch. So there the limit counts from the end of the
-    first epoch, which has a cap of its own (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the
-    first epoch costs what the others do, and the limit counts from the start.
+    config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape
+    (where CUDNN_BENCHMARK is on), the stem's fit. On an H200 the first trial of a cifar10
+    study took over 12 s before its first epoch ended, then ~0.25 s an epoch. So there the
+    limit counts from the end of the first epoch, which has a cap of its own
+    (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the first epoch costs what the others do, and
+    the limit counts from the start.
     """
 
     seconds: float

@@ -67,7 +67,7 @@ def test_deadline_raises_out_of_time_with_finished_epochs(box_data):
 
 
 def test_a_gpu_time_limit_counts_from_the_first_epochs_end(box_data, monkeypatch):
-    """On a GPU the first epoch pays one-off costs (cuDNN's kernel search): it has its own,
+    """On a GPU the first epoch pays one-off costs (CUDA's start-up): it has its own,
     larger allowance (FIRST_EPOCH_ALLOWANCE x the limit), and the limit starts at its end. On
     a CPU the limit counts from the start."""
     slow_first = {"seconds": 1.5}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from optuna.trial import TrialState
 from hpo.config import Config
 from hpo.data import TaskData
 from hpo.errors import first_line
+from hpo.finalists_record import ATTR, PICK_ATTR, fresh_score
 from hpo.outcomes import TrainingError
 from hpo.tasks.base import Task
 from hpo.trainer import train_seeds
@@ -31,7 +31,6 @@ from hpo.trainer import train_seeds
 FINALISTS = 3  # --finalists' default, when affordable
 SEEDS = 2  # fresh seeds per finalist
 BUDGET_SHARE = 0.25  # by default finalists cost at most this share of the study's trial time
-ATTR = "rescored"  # study user attr: {trial number: {seed: value or failure reason}}
 
 Echo = Callable[[str], None]
 
@@ -49,12 +48,7 @@ class Finalist:
     @property
     def rescored(self) -> float | None:
         """The fresh seeds' mean (or worst); None if any of them failed (a fragile config)."""
-        values = list(self.scores.values())
-        if not values or any(isinstance(v, str) for v in values):
-            return None
-        if self.worst:
-            return min(values) if self.maximize else max(values)
-        return statistics.fmean(values)
+        return fresh_score(list(self.scores.values()), self.worst, self.maximize)
 
 
 def candidates(study: optuna.Study, k: int) -> list[Finalist]:
@@ -222,6 +216,7 @@ def confirm_best(
         echo=echo,
     )
     won = pick(chosen)
+    study.set_user_attr(PICK_ATTR, won.number)
     if won is chosen[0]:
         echo(f"picked trial {won.number}, the study's best, confirmed")
     else:

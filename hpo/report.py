@@ -9,11 +9,13 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from hpo.finalists_record import kept
 from hpo.study.queries import best_trial, pareto_front, trial_record
 
 
 def build(study: optuna.Study) -> dict[str, Any]:
-    """The JSON contract: study, task, metric, direction, trials, best, baselines, original."""
+    """The JSON contract: study, task, metric, direction, trials, best, baselines, original,
+    and `hpo train --best`'s finalists (null before it ran)."""
     attrs = study.user_attrs
     trials = [trial_record(t) for t in study.get_trials(deepcopy=False)]
     try:
@@ -36,6 +38,7 @@ def build(study: optuna.Study) -> dict[str, Any]:
         "pareto_front": pareto_front(study),
         "trials": trials,
         "best": best,
+        "finalists": kept(study),
         "baselines": attrs.get("baselines", {}),
         "original": original["metrics"] if original else None,
         "original_replay": (
@@ -122,8 +125,24 @@ def render(data: dict[str, Any], fmt: str, top: int | None = None) -> str:
             f" - {sum(t['state'] in ('COMPLETE', 'PRUNED') for t in data['trials'])} finished"
         )
         table = frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        front = _front(data)
-        return f"{head}\n{table}" + (f"\n{front}" if front else "")
+        extra = [part for part in (_front(data), _finalists(data)) if part]
+        return "\n".join([head, table, *extra])
+
+
+def _finalists(data: dict[str, Any]) -> str:
+    """`hpo train --best`'s finalists: study value, fresh seeds, their score, and the pick."""
+    kept_ = data.get("finalists")
+    if not kept_:
+        return ""
+    show = lambda v: v if isinstance(v, str) else f"{v:.4g}"  # noqa: E731
+    lines = [f"finalists of hpo train --best (fresh seeds, {kept_['objective']}):"]
+    for f in kept_["trials"]:
+        runs = ", ".join(f"seed {s} {show(v)}" for s, v in f["fresh"].items())
+        score = "failed" if f["score"] is None else show(f["score"])
+        mark = "  <- picked" if f["number"] == kept_["picked"] else ""
+        study = show(f["study_value"])
+        lines.append(f"  trial {f['number']}: study {study}; {runs} -> {score}{mark}")
+    return "\n".join(lines)
 
 
 def _front(data: dict[str, Any]) -> str:

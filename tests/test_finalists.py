@@ -4,6 +4,7 @@ by that score, the default's cost rule, and the scores kept in the study for a r
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import optuna
 import pytest
@@ -139,5 +140,12 @@ def test_hpo_train_best_passes_over_a_lucky_trial(tiny_spec, scratch):
     again = hpo("train", "box", "--best", "--finalists", "2", *common)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "(done before)" in again.stderr and f"picked trial {real.number}" in again.stderr
+    # hpo report shows them: the fluke first (its study value), the pick marked
+    report = json.loads(hpo("report", "box", "--format", "json").stdout)["finalists"]
+    assert [f["number"] for f in report["trials"]] == [3, real.number]
+    assert report["picked"] == real.number and report["objective"] == "mean"
+    assert all(len(f["fresh"]) == 2 and f["score"] is not None for f in report["trials"])
+    table = hpo("report", "box").stdout
+    assert f"  trial {real.number}: study " in table and table.rstrip().endswith("<- picked")
     bad = hpo("train", "box", "--trial", "0", "--finalists", "2", *common)
     assert bad.returncode != 0 and "use it with --best" in bad.stderr

@@ -76,7 +76,7 @@ for part in "${parts[@]}"; do
       | tee "$OUT/cifar10_train_best.log"
     cp hpo.db "$OUT/cifar10_study.db"  # every trial, its config and its finalist scores
     python3 -m hpo report cifar10 --format json > "$OUT/cifar10_report.json"
-    python3 -m hpo report cifar10 2>&1 | head -30
+    python3 -m hpo report cifar10 --top 20 2>&1  # the finalists are listed under the table
     cd "$REPO" ;;
   cudnn)
     step "cuDNN's kernel search on vs off over the recipe and two neighbours"

@@ -86,8 +86,8 @@ def open_storage(url: str | None = None) -> Any:
             raise UserError(f"storage {mask(url)}: missing database driver ({e})") from None
         except (exc.SQLAlchemyError, OSError, ValueError) as e:
             last = e
-            if "could not translate host" in str(e) or "Connection refused" in str(e):
-                break  # unreachable: retrying at start-up would only delay the message
+            if never_connected(e):
+                break  # unreachable or refused: retrying would only delay the message
             time.sleep(0.5 * (attempt + 1))
     reason = scrub(first_line(last), url) if last else "unknown error"
     raise UserError(f"cannot open storage {mask(url)}: {reason}")
@@ -182,6 +182,22 @@ class Patient:
                         self._echo("storage reachable again; going on")
             return result
         raise AssertionError("not reached")
+
+
+def never_connected(error: BaseException) -> bool:
+    """A database server that could not be reached or refused the connection (no such host,
+    nothing listening, authentication failed), as opposed to the schema race of workers that
+    start together, which a retry cures. Told by the driver's error, not by its message, which
+    libpq translates: psycopg2 raises OperationalError without an SQLSTATE (pgcode) when the
+    connection never opened; a race has one (duplicate table, unique violation). SQLite's
+    errors carry no pgcode attribute at all and are retried."""
+    orig = getattr(error, "orig", None)
+    return (
+        isinstance(error, exc.OperationalError)
+        and orig is not None
+        and hasattr(orig, "pgcode")
+        and orig.pgcode is None
+    )
 
 
 def _connection_lost(error: BaseException | None) -> bool:

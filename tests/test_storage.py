@@ -26,3 +26,27 @@ def test_a_study_id_is_asked_of_the_database_once_and_forgotten_with_the_study(t
     optuna.delete_study(study_name="s", storage=storage)
     with pytest.raises(KeyError):  # asked again, and gone
         storage.get_study_id_from_name("s")
+
+
+def test_an_unreachable_server_is_told_by_the_driver_not_by_its_words():
+    """Opening a storage retries the schema race of workers that start together, but not a
+    server that never answered: libpq translates its messages, so the rule reads the driver's
+    error (no SQLSTATE), and a German 'connection failed' is not retried for seconds."""
+    import sqlite3
+    import time
+
+    import psycopg2
+    from sqlalchemy import exc
+
+    from hpo.errors import UserError
+    from hpo.storage import never_connected
+
+    german = psycopg2.OperationalError("Verbindung zum Server auf »10.0.0.1« fehlgeschlagen")
+    assert never_connected(exc.OperationalError("connect", {}, german))
+    locked = sqlite3.OperationalError("database is locked")  # a race among local workers
+    assert not never_connected(exc.OperationalError("INSERT", {}, locked))
+    assert not never_connected(exc.IntegrityError("CREATE", {}, Exception("duplicate")))
+    t0 = time.monotonic()  # nothing listens on port 9: one line, at once (retries: 7.5 s)
+    with pytest.raises(UserError, match="cannot open storage"):
+        open_storage("postgresql+psycopg2://u:pw@127.0.0.1:9/db")
+    assert time.monotonic() - t0 < 5

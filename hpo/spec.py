@@ -123,7 +123,7 @@ class Spec:
     # the share of trials that are local moves around the best trial so far (hpo.sampling)
     local_moves: float = 0.0
     # A local move is 1-3 knobs away from the best trial and is after differences of tenths of
-    # a point, which its early epochs cannot show: the pruner does not see it unless this is set
+    # a point, which its early epochs cannot show: the pruner does not stop it unless this is set
     prune_local_moves: bool = False
     # params of a first trial that every new study of this spec runs (from [study] enqueue)
     enqueue: dict[str, Any] | None = None

@@ -36,7 +36,7 @@ from hpo.data import resolve_device  # noqa: E402
 from hpo.tasks.cifar10 import TASK  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cifar10_recipe import recipe, synthetic  # noqa: E402
+from cifar10_recipe import _sync, recipe, synthetic  # noqa: E402
 
 SETTINGS = ("search", "heuristics")  # cudnn.benchmark True (hpo's default) / False
 # the recipe, then neighbours a cifar10 study visits (each a new set of layer shapes)
@@ -45,11 +45,6 @@ VARIANTS: list[tuple[str, dict]] = [
     ("width 1.5 (96-384-384)", {"conv_channels": (96, 384, 384)}),
     ("width 1.25, batch 512", {"conv_channels": (80, 320, 320), "batch_size": 512}),
 ]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def child(setting: str, device: torch.device, epochs: int, smoke: bool) -> None:

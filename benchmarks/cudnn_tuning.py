@@ -38,7 +38,7 @@ from hpo.tasks.cifar10 import TASK  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cifar10_recipe import _sync, recipe, synthetic  # noqa: E402
 
-SETTINGS = ("search", "heuristics")  # cudnn.benchmark True (hpo's default) / False
+SETTINGS = ("search", "heuristics")  # cudnn.benchmark True / False (hpo's default since 11-27)
 # the recipe, then neighbours a cifar10 study visits (each a new set of layer shapes)
 VARIANTS: list[tuple[str, dict]] = [
     ("recipe (64-256-256, batch 1024)", {}),

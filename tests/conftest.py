@@ -1,16 +1,28 @@
-"""Shared fixtures: a scratch working directory, tiny specs, and the CLI as a subprocess."""
+"""Shared fixtures: a scratch working directory, tiny specs, the CLI in this process or as a
+subprocess, and one finished study that many tests copy instead of each training their own."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
+# One thread per test process, and per `hpo` subprocess it starts: two xdist workers on two
+# cores, each running torch with two threads, spent their time fighting over the cores.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
 
 TINY_BOX = """
 task = "box"
@@ -82,3 +94,106 @@ def hpo(*args: str, env: dict[str, str] | None = None, timeout: float = 300, **k
         timeout=timeout,
         **kw,
     )
+
+
+@dataclass
+class Ran:
+    """What `cli` gives back, shaped like subprocess.CompletedProcess."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """`hpo ARGS` in this process, through the same entry point as the console script
+    (hpo.cli.main): its exit code and what it printed, without a new interpreter importing torch
+    and MLflow again (~5 s each time). The environment and the signal handlers that main()
+    installs are put back afterwards. An exception main() lets through fails the test, as a
+    traceback would on a terminal. Where the process itself is the point (start-up cost,
+    signals, library warnings on the real stderr), tests use `hpo` instead."""
+    from hpo.cli import main
+
+    saved = dict(os.environ)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    os.environ.update(env or {})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+# --- one finished study, built once per test session --------------------------------------------
+
+STUDY_SPEC = TINY_BOX.replace("n_startup_trials = 2", "local_moves = 1.0\nn_startup_trials = 2")
+STUDY_ARGS = ("study", "box", "--trials", "3", "--spec", "tiny.toml", "--seed", "2")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A copy of the session's finished study in the test's working directory: `hpo study
+    box --trials 3` on the tiny spec with every trial after the first a local move, the
+    baseline and the original's replay, on the embedded defaults (hpo.db, mlflow.db, both
+    here) and with the original's replay in the cache (HPO_CACHE_DIR). `stdout` and `stderr`
+    are what that one real `hpo study` process printed on a fresh MLflow store."""
+
+    folder: Path
+    stdout: str
+    stderr: str
+
+    @property
+    def storage(self) -> str:
+        return f"sqlite:///{self.folder / 'hpo.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.folder / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def built_study(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Finished:
+    """The study itself, made by the first xdist worker that asks (a file lock), read by all."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # the workers' temp folders share this parent
+        root = root.parent
+    folder = root / "finished-study"
+    with FileLock(str(root / "finished-study.lock")):
+        done = folder / "printed.json"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            write_spec(folder / "tiny.toml", STUDY_SPEC)
+            env = {k: v for k, v in os.environ.items() if k not in STORE_ENV}
+            env |= {"PYTHONPATH": str(ROOT), "HPO_CACHE_DIR": str(folder / "cache")}
+            out = subprocess.run(
+                [sys.executable, "-m", "hpo", *STUDY_ARGS],
+                capture_output=True, text=True, env=env, cwd=folder, timeout=600,
+            )  # fmt: skip
+            assert out.returncode == 0, out.stderr[-3000:]
+            done.write_text(json.dumps({"stdout": out.stdout, "stderr": out.stderr}))
+    printed = json.loads(done.read_text())
+    return Finished(folder, printed["stdout"], printed["stderr"])
+
+
+STORE_ENV = ("HPO_STORAGE", "MLFLOW_TRACKING_URI", "HPO_CACHE_DIR", "HPO_DATA_DIR")
+
+
+@pytest.fixture
+def finished_study(built_study: Finished, scratch: Path) -> Finished:
+    """The session's finished study copied into this test's working directory (its stores,
+    spec and cache): change it at will. MLflow artifacts stay where the study wrote them."""
+    for item in built_study.folder.iterdir():
+        if item.is_dir() and item.name != "cache":
+            continue  # artifacts: runs point at them by absolute path
+        target = scratch / item.name
+        if item.name == "cache":
+            shutil.copytree(item, scratch / "cache", dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
+    return Finished(scratch, built_study.stdout, built_study.stderr)

@@ -1,8 +1,12 @@
-"""Every benchmark script runs in its smoke mode and prints its markdown table."""
+"""Every benchmark script runs in its smoke mode and prints its markdown table, and one figure
+of each table is checked against the figures it is made of (a ratio against its two sides, a
+rate against its count and its time, a total against its parts)."""
 
 from __future__ import annotations
 
+import math
 import os
+import statistics
 import subprocess
 import sys
 
@@ -25,18 +29,139 @@ def smoke(script, cwd, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def tables(text: str) -> list[list[dict[str, str]]]:
+    """Every markdown table in `text`, as rows of {header: cell}."""
+    found, lines = [], text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and lines[i + 1].startswith("| ---"):
+            head = [c.strip() for c in line.strip("|").split("|")]
+            rows = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                rows.append(dict(zip(head, cells, strict=True)))
+            found.append(rows)
+    return found
+
+
+def number(cell: str) -> float:
+    return float(cell.split()[0].rstrip("%"))
+
+
+def check_cifar10_recipe(out: str) -> None:
+    """The table's test accuracy is the run's, in per cent, on 64 test images."""
+    (rows,) = tables(out)
+    line = next(x for x in out.splitlines() if x.startswith("recipe: test "))
+    accuracy = float(line.split()[2])
+    assert number(rows[0]["test accuracy"]) == pytest.approx(100 * accuracy, abs=0.01)
+    assert (accuracy * 64) == pytest.approx(round(accuracy * 64))  # a count of 64 images
+
+
+def check_cudnn_tuning(out: str) -> None:
+    """Each setting's total covers every variant's first epoch and its later (steady) ones."""
+    (rows,) = tables(out)
+    epochs = int(out.split(" epochs per variant")[0].rsplit(" ", 1)[1])
+    first, steady = "first epoch s, search / heuristics", "steady epoch s, search / heuristics"
+    total = [number(x) for x in rows[-1][first].split("/")]
+    for side in (0, 1):
+        parts = sum(
+            number(r[first].split("/")[side]) + (epochs - 1) * number(r[steady].split("/")[side])
+            for r in rows[:-1]
+        )
+        assert total[side] >= parts * 0.98
+
+
+def check_finalists(out: str) -> None:
+    """The mean test score of the single best trials is the mean of the table's column."""
+    (rows,) = tables(out)
+    tests = [float(r["single best: trial, val, test"].split(",")[2]) for r in rows]
+    line = next(x for x in out.splitlines() if x.startswith("mean test "))
+    single = float(line.split("single best ")[1].split(",")[0])
+    assert single == pytest.approx(statistics.fmean(tests), rel=1e-3)
+
+
+def check_malloc_speed(out: str) -> None:
+    """The ratio is tuned / default images per second."""
+    rows = {r["malloc"]: r for r in tables(out)[0]}
+    ratio = number(rows["tuned"]["img/s (median of 1)"]) / number(
+        rows["default"]["img/s (median of 1)"]
+    )
+    assert number(rows["tuned"]["ratio"]) == pytest.approx(ratio, abs=0.011)
+
+
+def check_overhead(out: str) -> None:
+    """hpo / bare is the quotient of the two speeds, for every case."""
+    speeds, startup = tables(out)
+    for r in speeds:
+        ratio = number(r["hpo img/s"]) / number(r["bare img/s"])
+        assert number(r["hpo / bare"]) == pytest.approx(ratio, abs=0.002)
+    assert all(0 < number(r["median seconds"]) < 120 for r in startup)
+
+
+def check_pixel_batch(out: str) -> None:
+    """'reached' counts the configs whose final accuracy is >= 0.99."""
+    (rows,) = tables(out)
+    finals = [float(x.split("[")[1].split("]")[0]) for x in out.splitlines() if "]" in x]
+    reached = sum(v >= 0.99 for v in finals)
+    assert rows[0]["reached val >= 0.99"] == f"{reached}/{len(finals)}"
+
+
+def check_pixel_draws(out: str) -> None:
+    """The 'all' row is the sum of the optimizer rows."""
+    (rows,) = tables(out)
+    *parts, total = rows
+    for column in ("draws", "unit >= 0.99", "centred >= 0.99"):
+        assert int(total[column]) == sum(int(r[column]) for r in parts)
+
+
+def check_pixel_l1(out: str) -> None:
+    """Each row's mean is the mean of its seeds."""
+    for r in tables(out)[0]:
+        seeds = [float(v) for v in r["final val accuracy per seed"].split(",")]
+        assert float(r["mean"]) == pytest.approx(statistics.fmean(seeds), abs=0.001)
+
+
+def check_search(out: str) -> None:
+    """An arm that reached nothing has no trial count or time; one that did, finite ones."""
+    for r in tables(out)[0]:
+        reached = int(r["reached"].split("/")[0])
+        assert math.isfinite(float(r["median trials"])) == (reached > 0)
+
+
+def check_storage(out: str) -> None:
+    """Finished trials a second is trials over wall seconds."""
+    for r in tables(out)[0]:
+        rate = float(r["trials"]) / float(r["wall s"])
+        assert float(r["finished trials/s"]) == pytest.approx(rate, rel=0.05)
+
+
+def check_trial_overhead(out: str) -> None:
+    """A row's 'all' is the sum of its parts (ms a trial, rounded)."""
+    for r in tables(out)[0]:
+        parts = [float(v) for k, v in r.items() if k not in ("trials", "all (ms a trial)")]
+        assert float(r["all (ms a trial)"]) == pytest.approx(sum(parts), abs=len(parts))
+
+
+CHECKS = {n.removeprefix("check_"): f for n, f in globals().items() if n.startswith("check_")}
+
+
+def test_every_benchmark_has_a_check():
+    assert sorted(CHECKS) == sorted(s.stem for s in SCRIPTS)
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_benchmark_smoke(script, scratch):
     out = smoke(script, scratch)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "| --- |" in out.stdout  # a markdown table
+    assert tables(out.stdout), out.stdout  # a markdown table
+    CHECKS[script.stem](out.stdout)
 
 
 def test_search_benchmark_at_equal_wall_time(scratch):
-    """--budget: both arms get the same seconds per study seed; the table names the best."""
-    # 20 s: a smoke trial takes ~1 s alone, but 8 s was once not enough for the first one on
-    # a loaded 2-core machine (a diagnose run and the other test worker beside it)
-    out = smoke(ROOT / "benchmarks" / "search.py", scratch, "--budget", "20")
+    """--budget: both arms get the same seconds per study seed (after the process's one-off
+    costs, paid before any clock starts); the table names the best."""
+    out = smoke(ROOT / "benchmarks" / "search.py", scratch, "--budget", "6")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| search | best per study seed | median best | median trials |" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith("| default")]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hpo.cli import app
 
-from .conftest import ROOT, hpo, write_spec
+from .conftest import ROOT, cli, hpo, write_spec
 
 
 def test_help_is_fast_and_lists_commands_and_environment():
@@ -43,7 +43,7 @@ def test_help_is_fast_and_lists_commands_and_environment():
 
 
 def test_tasks_lists_metric_direction_and_sizes():
-    out = hpo("tasks")
+    out = cli("tasks")
     assert out.returncode == 0
     assert "box" in out.stdout and "val_mse (minimize)" in out.stdout
     assert "10,000 train / 2,000 val" in out.stdout
@@ -72,26 +72,12 @@ def test_cli_runner_in_process(tiny_spec, scratch):
     assert "2/2 trials finished" in result.output
 
 
-def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
-    out = hpo(
-        "study",
-        "box",
-        "--trials",
-        "3",
-        "--spec",
-        str(tiny_spec),
-        "--seed",
-        "1",
-        "--tracking-uri",
-        tracking_uri,
-        "--study-name",
-        "contract",
-    )
-    assert out.returncode == 0, out.stderr
+def test_a_study_on_the_embedded_defaults_then_its_report_in_three_formats(finished_study):
+    out = finished_study  # one real `hpo study box --trials 3`, run in this folder
     assert "3/3 trials finished" in out.stdout
     assert "baseline  linear_regression" in out.stdout and "original" in out.stdout
-    assert Path("hpo.db").exists()  # the embedded default storage, in the working directory
-    rep = hpo("report", "box", "--study-name", "contract", "--format", "json")
+    assert Path("hpo.db").exists() and Path("mlflow.db").exists()  # the working directory's
+    rep = cli("report", "box", "--format", "json")
     assert rep.returncode == 0, rep.stderr
     data = json.loads(rep.stdout)
     assert set(data) >= {
@@ -105,7 +91,7 @@ def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
         "original",
     }
     assert (data["study"], data["task"], data["metric"], data["direction"]) == (
-        "contract",
+        "box",
         "box",
         "val_mse",
         "minimize",
@@ -119,9 +105,9 @@ def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
     assert data["best"]["metrics"]["val_mse"] == pytest.approx(data["best"]["value"])
     assert 0 <= data["baselines"]["linear_regression"]["val_r2"] <= 1
     assert "val_r2" in data["original"]
-    table = hpo("report", "box", "--study-name", "contract")
+    table = cli("report", "box")
     assert table.returncode == 0 and "baseline:linear_regression" in table.stdout
-    csv = hpo("report", "box", "--study-name", "contract", "--format", "csv")
+    csv = cli("report", "box", "--format", "csv")
     assert csv.stdout.splitlines()[0].startswith("trial,state,val_mse")
 
 
@@ -148,7 +134,7 @@ def test_study_then_report_json_contract(tiny_spec, scratch, tracking_uri):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    out = hpo(*args)
+    out = cli(*args)
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert message in out.stderr
     assert "Traceback" not in out.stderr and "s3cret" not in out.stderr + out.stdout
@@ -159,7 +145,7 @@ def test_invalid_spec_file_is_one_line(scratch):
     spec = write_spec(
         scratch / "bad.toml", "task = 'box'\n[space]\nlr = { low = 0.0, high = 1.0, log = true }\n"
     )
-    out = hpo("study", "box", "--spec", str(spec))
+    out = cli("study", "box", "--spec", str(spec))
     assert out.returncode == 2 and "log range needs low > 0" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
@@ -204,21 +190,23 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(scratch, tracking_ur
     assert states[-1] == optuna.trial.TrialState.FAIL
     assert "interrupted" in study.trials[-1].user_attrs["fail_reason"]
     # The rerun, with a short epoch budget, completes the study to its 2 finished trials.
-    again = hpo(*args, "--epochs", "1")
+    again = cli(*args, "--epochs", "1")
     assert again.returncode == 0, again.stderr
     study = optuna.load_study(study_name="interrupt", storage="sqlite:///hpo.db")
     finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
     assert len(finished) == 2
 
 
-def test_multi_objective_study_reports_its_pareto_front(tiny_spec, scratch):
+def test_multi_objective_study_reports_its_pareto_front(tiny_spec, scratch, tracking_uri):
     """--objective metric,train_seconds: two objectives, no pruning, the Pareto front."""
     args = ["--spec", str(tiny_spec), "--no-original", "--no-baseline", "--seed", "3"]
-    out = hpo("study", "box", "--trials", "5", "--objective", "metric,train_seconds", *args)
+    args += ["--tracking-uri", tracking_uri, "--study-name", f"pareto-{scratch.name}"]
+    out = cli("study", "box", "--trials", "5", "--objective", "metric,train_seconds", *args)
     assert out.returncode == 0, out.stderr
     assert "no pruning (multi-objective)" in out.stderr
     assert "Pareto front (val_mse, train_seconds)" in out.stdout
-    data = json.loads(hpo("report", "box", "--format", "json").stdout)
+    name = ["--study-name", f"pareto-{scratch.name}"]
+    data = json.loads(cli("report", "box", *name, "--format", "json").stdout)
     assert data["objectives"] == {"val_mse": "minimize", "train_seconds": "minimize"}
     complete = [t for t in data["trials"] if t["state"] == "COMPLETE"]
     assert len(complete) == 5  # nothing pruned: Optuna cannot prune multi-objective studies
@@ -237,10 +225,10 @@ def test_multi_objective_study_reports_its_pareto_front(tiny_spec, scratch):
     assert set(data["pareto_front"]) == front
     assert data["best"]["number"] in front
     assert data["best"]["value"] == min(t["value"] for t in complete)
-    table = hpo("report", "box")
+    table = cli("report", "box", *name)
     assert "Pareto front (val_mse minimize, train_seconds minimize)" in table.stdout
     # the same study cannot be resumed as single-objective
-    again = hpo("study", "box", "--trials", "6", *args)
+    again = cli("study", "box", "--trials", "6", *args)
     assert (
         again.returncode == 2 and "created with objective(s) val_mse,train_seconds" in again.stderr
     )

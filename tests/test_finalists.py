@@ -21,7 +21,7 @@ from hpo.finalists import (
 )
 from hpo.study.queries import load
 
-from .conftest import hpo
+from .conftest import cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -109,16 +109,10 @@ def test_the_pick_is_the_best_fresh_score_and_a_failed_seed_rules_a_finalist_out
     assert pick(low).number == 1
 
 
-def test_hpo_train_best_passes_over_a_lucky_trial(tiny_spec, scratch):
+def test_hpo_train_best_passes_over_a_lucky_trial(finished_study):
     """A study whose best trial is a fluke (a net that cannot learn at lr 1e-9, recorded with
     the best value): the finalists retrain it under fresh seeds, and `hpo train --best`
     retrains the config that holds up instead. A rerun reuses the kept scores."""
-    common = ["--tracking-uri", f"sqlite:///{scratch / 'mlflow.db'}"]
-    study = hpo(
-        "study", "box", "--trials", "3", "--spec", str(tiny_spec), "--no-original",
-        "--no-baseline", "--seed", "1", *common,
-    )  # fmt: skip
-    assert study.returncode == 0, study.stderr[-2000:]
     stored = load("box", None)
     real = stored.best_trial
     hopeless = Config.from_dict(real.user_attrs["config"]).replace(
@@ -129,7 +123,7 @@ def test_hpo_train_best_passes_over_a_lucky_trial(tiny_spec, scratch):
         user_attrs={"config": hopeless.to_dict(), "seeds": real.user_attrs["seeds"]},
     )
     stored.add_trial(fluke)
-    train = hpo("train", "box", "--best", "--finalists", "2", *common)
+    train = cli("train", "box", "--best", "--finalists", "2")
     assert train.returncode == 0, train.stderr[-2000:]
     err = train.stderr
     assert "finalists: the best 2 trials (3, " in err, err
@@ -137,15 +131,15 @@ def test_hpo_train_best_passes_over_a_lucky_trial(tiny_spec, scratch):
     assert train.stdout.startswith(f"trial {real.number}: "), train.stdout
     kept = load("box", None).user_attrs[ATTR]
     assert set(kept) == {"3", str(real.number)} and all(len(v) == 2 for v in kept.values())
-    again = hpo("train", "box", "--best", "--finalists", "2", *common)
+    again = cli("train", "box", "--best", "--finalists", "2")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "(done before)" in again.stderr and f"picked trial {real.number}" in again.stderr
     # hpo report shows them: the fluke first (its study value), the pick marked
-    report = json.loads(hpo("report", "box", "--format", "json").stdout)["finalists"]
+    report = json.loads(cli("report", "box", "--format", "json").stdout)["finalists"]
     assert [f["number"] for f in report["trials"]] == [3, real.number]
     assert report["picked"] == real.number and report["objective"] == "mean"
     assert all(len(f["fresh"]) == 2 and f["score"] is not None for f in report["trials"])
-    table = hpo("report", "box").stdout
+    table = cli("report", "box").stdout
     assert f"  trial {real.number}: study " in table and table.rstrip().endswith("<- picked")
-    bad = hpo("train", "box", "--trial", "0", "--finalists", "2", *common)
-    assert bad.returncode != 0 and "use it with --best" in bad.stderr
+    bad = cli("train", "box", "--trial", "0", "--finalists", "2")
+    assert bad.returncode == 2 and "use it with --best" in bad.stderr  # a user error: exit 2

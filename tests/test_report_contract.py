@@ -12,7 +12,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from .conftest import hpo
+from .conftest import cli
 
 REPORT_KEYS = {
     "study",
@@ -86,7 +86,7 @@ def test_report_json_is_strict_and_pinned_over_complete_pruned_and_failed_trials
             user_attrs={"fail_reason": "loss became nan at epoch 1", "outcome": "diverged"},
         )
     )
-    out = hpo("report", "box", "--storage", url, "--format", "json")
+    out = cli("report", "box", "--storage", url, "--format", "json")
     assert out.returncode == 0, out.stderr
     data = _strict(out.stdout)
     assert set(data) == REPORT_KEYS and data["finalists"] is None
@@ -100,7 +100,7 @@ def test_report_json_is_strict_and_pinned_over_complete_pruned_and_failed_trials
 
 
 @pytest.mark.parametrize("spec", ["studies/box.toml"])
-def test_a_study_through_the_default_tpe_and_hyperband_path(spec, scratch):
+def test_a_study_through_the_default_tpe_and_hyperband_path(spec, scratch, tracking_uri):
     """The shipped box spec's own sampler and pruner (TPE, Hyperband), at tiny sizes: the
     trials finish, the run says which sampler and pruner it used, and the report agrees."""
     from .conftest import ROOT
@@ -108,7 +108,7 @@ def test_a_study_through_the_default_tpe_and_hyperband_path(spec, scratch):
     text = (ROOT / spec).read_text()
     assert 'sampler = "tpe"' in text and 'pruner = "hyperband"' in text
     url = f"sqlite:///{scratch / 'hpo.db'}"
-    out = hpo(
+    out = cli(
         "study",
         "box",
         "--trials",
@@ -121,13 +121,16 @@ def test_a_study_through_the_default_tpe_and_hyperband_path(spec, scratch):
         "n_train=256",
         "--data",
         "n_val=64",
+        "--data",
+        "image_size=32",
+        "--data",
+        "square_size=6",
         "--storage",
         url,
         "--no-original",
         "--no-baseline",
         "--tracking-uri",
-        f"sqlite:///{scratch / 'mlflow.db'}",
-        timeout=600,
+        tracking_uri,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "sampler tpe, pruner hyperband" in out.stderr

@@ -13,7 +13,7 @@ from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.study.options import Options
 from hpo.study.run import run
 
-from .conftest import hpo
+from .conftest import cli
 
 
 def test_aggregate_against_numpy():
@@ -108,36 +108,8 @@ def test_a_multi_seed_study_is_deterministic_on_cpu(tiny_spec, scratch):
     assert results[0] == results[1]
 
 
-def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
-    out = hpo(
-        "study",
-        "box",
-        "--trials",
-        "3",
-        "--spec",
-        str(tiny_spec),
-        "--seed",
-        "2",
-        "--tracking-uri",
-        tracking_uri,
-        "--study-name",
-        "answer",
-        "--no-original",
-    )
-    assert out.returncode == 0, out.stderr
-    answer = hpo(
-        "diagnose",
-        "box",
-        "--original",
-        "--seeds",
-        "2",
-        "--study-name",
-        "answer",
-        "--format",
-        "markdown",
-        "--tracking-uri",
-        tracking_uri,
-    )
+def test_diagnose_command_tells_what_happened(finished_study):
+    answer = cli("diagnose", "box", "--original", "--seeds", "2", "--format", "markdown")
     assert answer.returncode == 0, answer.stderr
     text = answer.stdout
     assert "### box: what happened" in text
@@ -148,15 +120,15 @@ def test_diagnose_command_tells_what_happened(tiny_spec, scratch, tracking_uri):
     assert "importance" not in text
     assert "Baseline `linear_regression`" in text
     assert "cost: ~" in answer.stderr and "kind=diagnosis" in answer.stderr
-    again = hpo(
-        "diagnose", "box", "--original", "--seeds", "2", "--study-name", "answer",
-        "--format", "json", "--no-tracking",
-    )  # fmt: skip
+    assert "original seed 0: " in answer.stderr and "(study's replay)" in answer.stderr
+    again = cli(
+        "diagnose", "box", "--original", "--seeds", "2", "--format", "json", "--no-tracking"
+    )
     assert again.returncode == 0, again.stderr
     data = json.loads(again.stdout)
     assert data["runs_trained"] == 0  # every run came from the cache of the first
     assert data["original"]["solved"] == 0 and data["ablation"]["singles"]
-    assert hpo("diagnose", "box").returncode == 2  # --original is what it replays
+    assert cli("diagnose", "box").returncode == 2  # --original is what it replays
 
 
 def test_diagnose_replays_the_original_for_the_spec_budget_by_default():

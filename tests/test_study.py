@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -109,7 +110,18 @@ def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(scratch):
     assert all(t.params["lr"] == 1e9 for t in failed)
 
 
-def test_trial_timeout_prunes_with_reason(scratch):
+def test_trial_timeout_prunes_with_reason(scratch, monkeypatch):
+    import hpo.trainer as trainer_module
+
+    # the trainer's clock moves 10 ms each time it is read (a few times a step), whatever the
+    # machine's load: epochs finish, and the 1 s budget runs out after a few of them
+    clock = {"now": 0.0}
+
+    def tick() -> float:
+        clock["now"] += 0.01
+        return clock["now"]
+
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(monotonic=tick))
     url = f"sqlite:///{scratch / 'hpo.db'}"
     spec = write_spec(scratch / "slow.toml", **{"epochs = 2": "epochs = 100000"})
     summary = run("box", options(spec, url, trials=1, trial_timeout=1.0, original=False), print)

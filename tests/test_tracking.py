@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hpo, write_spec
+from .conftest import STUDY_ARGS, STUDY_SPEC, cli, write_spec
 
 STATES = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
@@ -23,7 +23,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module", params=["local", "server"])
+@pytest.fixture(
+    scope="module",
+    # one xdist worker starts the server (seconds) and runs every test that uses it
+    params=["local", pytest.param("server", marks=pytest.mark.xdist_group("mlflow-server"))],
+)
 def store(request, tmp_path_factory):
     """(tracking URI, files to search for secrets). 'server' is a real `mlflow server`."""
     root = tmp_path_factory.mktemp(f"mlflow-{request.param}")
@@ -80,28 +84,21 @@ def _runs(uri: str, experiment: str):
     return client, client.search_runs([exp.experiment_id], max_results=1000)
 
 
-def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(store, scratch):
+def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(
+    store, scratch, request
+):
+    """Locally: the session's finished study (tests/conftest.py), whose MLflow store is the
+    default one; against a real server: the same study, run here."""
     uri, _ = store
-    # every trial after the first complete one is a local move, tagged with its origin
-    tiny_spec = write_spec(
-        scratch / "moves.toml", n_startup_trials="local_moves = 1.0\nn_startup_trials"
-    )
-    name = f"nest-{os.getpid()}-{time.monotonic_ns()}"
-    out = hpo(
-        "study",
-        "box",
-        "--trials",
-        "3",
-        "--spec",
-        str(tiny_spec),
-        "--tracking-uri",
-        uri,
-        "--study-name",
-        name,
-        "--seed",
-        "2",
-    )
-    assert out.returncode == 0, out.stderr
+    name = "box"
+    if uri.startswith("sqlite"):
+        uri = request.getfixturevalue("finished_study").tracking_uri
+    else:
+        name = f"nest-{os.getpid()}-{time.monotonic_ns()}"
+        write_spec(scratch / "tiny.toml", STUDY_SPEC)
+        args = [*STUDY_ARGS, "--tracking-uri", uri, "--study-name", name]
+        out = cli(*args, "--storage", f"sqlite:///{scratch / 'hpo.db'}")
+        assert out.returncode == 0, out.stderr
     client, runs = _runs(uri, name)
     kinds = [r.data.tags.get("kind") for r in runs]
     assert kinds.count("study") == 1
@@ -138,7 +135,7 @@ def test_study_runs_nest_under_one_parent_with_metrics_references_and_a_model(st
     assert "plots/optimization_history.png" in artifacts
 
     # Selection: retrain the best, test once, register, load back and predict.
-    final = hpo("train", "box", "--best", "--study-name", name, "--tracking-uri", uri)
+    final = cli("train", "box", "--best", "--study-name", name, "--tracking-uri", uri)
     assert final.returncode == 0, final.stderr
     assert "test_mse" in final.stdout and f"models:/{name}/1" in final.stdout
     import mlflow.pytorch
@@ -166,7 +163,7 @@ def test_pruned_and_failed_trials_keep_their_true_state(store, scratch):
             "lr = { low = 1e-3, high = 1e-1, log = true }": "lr = [1e9, 0.01]",
         },
     )
-    out = hpo(
+    out = cli(
         "study",
         "box",
         "--trials",
@@ -205,7 +202,7 @@ def test_a_storage_password_appears_nowhere(store, tiny_spec, scratch):
     password = make_url(storage).password
     assert password and len(password) >= 6
     name = f"secret-{os.getpid()}-{time.monotonic_ns()}"
-    out = hpo(
+    out = cli(
         "study",
         "box",
         "--trials",
@@ -220,7 +217,7 @@ def test_a_storage_password_appears_nowhere(store, tiny_spec, scratch):
         name,
     )
     assert out.returncode == 0, out.stderr
-    rep = hpo("report", "box", "--storage", storage, "--study-name", name, "--format", "json")
+    rep = cli("report", "box", "--storage", storage, "--study-name", name, "--format", "json")
     assert rep.returncode == 0, rep.stderr
     for text in (out.stdout, out.stderr, rep.stdout, rep.stderr):
         assert password not in text

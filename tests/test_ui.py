@@ -191,14 +191,9 @@ def test_a_missing_store_or_a_busy_port_is_one_line_and_exit_2(scratch: Path):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
 def test_ui_opens_the_trials_in_a_browser_and_sigterm_stops_every_process(
-    tiny_spec: Path, scratch: Path
+    finished_study, scratch: Path
 ):
-    store = f"sqlite:///{scratch / 'mlflow.db'}"
-    study = hpo(
-        *("study", "box", "--trials", "2", "--epochs", "1", "--spec", str(tiny_spec)),
-        *("--storage", f"sqlite:///{scratch / 'hpo.db'}", "--tracking-uri", store),
-    )
-    assert study.returncode == 0, study.stderr[-2000:]
+    store = finished_study.tracking_uri
 
     with ui_running(store) as (proc, line, groups):
         url = re.search(r"http://\S+", line).group(0)

@@ -63,6 +63,22 @@ def _loaded_on_cpu() -> Iterator[None]:
         os.environ.pop(PREDICTION_DEVICE, None)
 
 
+def requirements() -> list[str]:
+    """What the logged model needs to load, without MLflow's inference of it: a subprocess
+    that loads the model and records what it imported took 7.5 s of an 18 s `hpo train` here,
+    and found torch, cloudpickle, numpy (and MLflow's own pandas and tqdm). torch without its
+    local label (2.13.0+cpu -> 2.13.0), so that pip can install the requirement; MLflow adds
+    its own pin."""
+    import cloudpickle
+    import numpy
+
+    return [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"cloudpickle=={cloudpickle.__version__}",
+        f"numpy=={numpy.__version__}",
+    ]
+
+
 def log_model(
     tracker: Tracker,
     run_id: str,
@@ -84,6 +100,7 @@ def log_model(
             name="model",
             signature=signature,
             input_example=example,
+            pip_requirements=requirements(),
             registered_model_name=registered_name,
             await_registration_for=60,
         )

@@ -100,7 +100,6 @@ def test_a_killed_worker_s_trial_is_failed_and_retried(pg_url, scratch):
         scratch / "slow.toml",
         **{
             "\nepochs = 2": "\nepochs = 30",
-            "n_train = 256": "n_train = 1024",
             "depth = { low = 0, high = 1 }": "depth = 0",
         },
     )

@@ -4,7 +4,7 @@ Accuracy: each run trains the recipe on the 50,000 training-file images (train +
 as `hpo train --best` does) and scores the 10,000 test images once. `--ablate` adds one run per
 ingredient with that ingredient put back to the plain setting, so the table says what each one
 buys. Speed: the recipe's epochs on the 45,000-image training split through hpo's loop
-(hpo.trainer.train) and through a bare loop that does only what the recipe needs, alternating
+(hpo.train.loop.train) and through a bare loop that does only what the recipe needs, alternating
 rounds; `--reference SCRIPT` also times a reference trainer (e.g. airbench94, from a folder
 that is not committed) in the same process tree and reads its accuracy and seconds.
 
@@ -35,15 +35,15 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from hpo.augment import flip_crop  # noqa: E402
-from hpo.config import Config  # noqa: E402
-from hpo.data import Split, TaskData, batch_indices, resolve_device, to_float  # noqa: E402
-from hpo.models import build_model  # noqa: E402
-from hpo.optim import LOOKAHEAD_EVERY, Lookahead, lookahead_decay, make_optimizer, set_lr  # noqa: E402
-from hpo.space import suggest  # noqa: E402
-from hpo.spec import load_spec  # noqa: E402
-from hpo.tasks.cifar10 import TASK  # noqa: E402
-from hpo.trainer import STEM_FIT_IMAGES, evaluate, train  # noqa: E402
+from hpo.search.space import suggest  # noqa: E402
+from hpo.search.spec import load_spec  # noqa: E402
+from hpo.tasks.cifar10.task import TASK  # noqa: E402
+from hpo.train.augment import flip_crop  # noqa: E402
+from hpo.train.config import Config  # noqa: E402
+from hpo.train.data import Split, TaskData, batch_indices, resolve_device, to_float  # noqa: E402
+from hpo.train.loop import STEM_FIT_IMAGES, evaluate, train  # noqa: E402
+from hpo.train.models import build_model  # noqa: E402
+from hpo.train.optim import LOOKAHEAD_EVERY, Lookahead, lookahead_decay, make_optimizer, set_lr  # noqa: E402
 
 # One ingredient at a time back to the plain setting: (label, changes to the recipe).
 ABLATIONS: list[tuple[str, dict]] = [
@@ -265,14 +265,14 @@ def main() -> None:
             f"| median s | rounds |\n| --- | ---: | ---: |"
         )
         print(
-            f"| hpo.trainer, training steps only | {statistics.median(ours):.2f} | {len(ours)} |"
+            f"| hpo.train.loop, training steps only | {statistics.median(ours):.2f} | {len(ours)} |"
         )
         print(
             f"| (each round: {', '.join(f'{v:.2f}' for v in ours)}; bare: "
             f"{', '.join(f'{v:.2f}' for v in bare)}) | | |"
         )
         print(
-            f"| hpo.trainer, with per-epoch validation | {statistics.median(walls):.2f} "
+            f"| hpo.train.loop, with per-epoch validation | {statistics.median(walls):.2f} "
             f"| {len(walls)} |"
         )
         print(f"| bare loop | {statistics.median(bare):.2f} | {len(bare)} |")

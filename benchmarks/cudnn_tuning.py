@@ -3,7 +3,7 @@ the first epoch of each new layer shape and what it saves on the epochs after.
 
 A study trains many configs in one process. With the search on, cuDNN times every algorithm
 for each new convolution shape, once per process, then uses the fastest; with it off (hpo's
-setting since this measured it, hpo.trainer.CUDNN_BENCHMARK), it picks by heuristics at no
+setting since this measured it, hpo.train.loop.CUDNN_BENCHMARK), it picks by heuristics at no
 cost. A study whose trials keep meeting new shapes (widths, depths, batch sizes) pays the
 search again and again. This runs the same sequence of configs (the recipe and its neighbours
 that studies visit) in two fresh processes, one per setting, on the 45,000-image training
@@ -31,9 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-import hpo.trainer  # noqa: E402
-from hpo.data import resolve_device  # noqa: E402
-from hpo.tasks.cifar10 import TASK  # noqa: E402
+import hpo.train.loop  # noqa: E402
+from hpo.tasks.cifar10.task import TASK  # noqa: E402
+from hpo.train.data import resolve_device  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cifar10_recipe import _sync, recipe, synthetic  # noqa: E402
@@ -49,7 +49,7 @@ VARIANTS: list[tuple[str, dict]] = [
 
 def child(setting: str, device: torch.device, epochs: int, smoke: bool) -> None:
     """One process, one setting: every variant in turn; one JSON line per variant."""
-    hpo.trainer.CUDNN_BENCHMARK = setting == "search"
+    hpo.train.loop.CUDNN_BENCHMARK = setting == "search"
     config = recipe(ROOT / "studies" / "cifar10-known-good.toml").replace(epochs=epochs)
     if smoke:  # seconds, not minutes: 64 images, an eighth of the channels
         data, _ = synthetic(64, device)
@@ -65,7 +65,7 @@ def child(setting: str, device: torch.device, epochs: int, smoke: bool) -> None:
             )
         _sync(device)
         t0 = time.monotonic()
-        trainer = hpo.trainer.Trainer(variant, data, device=device, seed=0)
+        trainer = hpo.train.loop.Trainer(variant, data, device=device, seed=0)
         walls, setup = [], time.monotonic() - t0
         for _ in range(epochs):
             t = time.monotonic()

@@ -2,7 +2,7 @@
 
 For each study seed: a study of the task's shipped spec in memory (search.py's `in_memory`),
 --trials trials; then its best --finalists configs are rescored under --finalist-seeds fresh
-seeds (hpo.finalists, as `hpo train --best` does), and each of them is also trained the way
+seeds (hpo.final.finalists, as `hpo train --best` does), and each of them is also trained the way
 `hpo train` trains the final model (train + validation images) under --truth-seeds seeds and
 scored on the test split: the truth the two rules are judged by (for the two picks only,
 unless --all-truth; on a CPU one such retrain at 1,450 images takes minutes). The benchmark,
@@ -24,12 +24,12 @@ import time
 import optuna
 from search import ARMS, in_memory, write_csv
 
-from hpo.cli import parse_data
-from hpo.finalists import candidates, fresh_seeds, pick, rescore
-from hpo.perf import tune_malloc
+from hpo.cli.app import parse_data
+from hpo.final.finalists import candidates, fresh_seeds, pick, rescore
+from hpo.final.retrain import retrain
 from hpo.study.queries import counts
 from hpo.tasks import TASKS, get_task
-from hpo.train import retrain
+from hpo.util.process import tune_malloc
 
 
 def one_study(args, data: dict, seed: int) -> dict:

@@ -41,7 +41,7 @@ if [ -f .gpu/reference/airbench94.py ] && [[ " ${parts[*]} " == *" recipe "* ]];
   # the reference reads cifar10/{train,test}.pt beside itself: the same images, HWC uint8
   python3 - <<'EOF'
 import torch
-from hpo.tasks.cifar10_files import FOLDER, label_names, load_cifar10_split
+from hpo.tasks.cifar10.files import FOLDER, label_names, load_cifar10_split
 folder = f"/tmp/cifar10/{FOLDER}"
 import os
 os.makedirs(".gpu/reference/cifar10", exist_ok=True)

@@ -15,12 +15,12 @@ import sys
 
 CHILD = r"""
 import sys, torch
-from hpo.perf import tune_malloc
+from hpo.util.process import tune_malloc
 if sys.argv[1] == "tuned":
     tune_malloc()
-from hpo.config import Config
+from hpo.train.config import Config
 from hpo.tasks import TASKS
-from hpo.trainer import train
+from hpo.train.loop import train
 task = TASKS["pixel"]
 n, size = int(sys.argv[2]), int(sys.argv[3])
 s = task.settings({"n_train_per_class": n, "n_val_per_class": 20, "image_size": size})

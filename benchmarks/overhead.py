@@ -1,6 +1,6 @@
 """Overhead of hpo against a bare PyTorch loop, and start-up times.
 
-1. images/s of hpo's training loop (hpo.trainer.Trainer, as a trial runs it) next to a bare loop
+1. images/s of hpo's training loop (hpo.train.loop.Trainer, as a trial runs it) next to a bare loop
    with the same model, optimizer, batch size, device and uint8 data already on the device;
    runs alternate and the table gives medians and the ratio (target >= 0.97).
 2. seconds from `hpo study box` start to its first trial's start line, and `hpo --help`.
@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hpo.config import Config
-from hpo.data import batch_indices, resolve_device, to_float
-from hpo.models import build_model
-from hpo.optim import make_optimizer
-from hpo.perf import tune_malloc
 from hpo.tasks import TASKS
-from hpo.trainer import Trainer
+from hpo.train.config import Config
+from hpo.train.data import batch_indices, resolve_device, to_float
+from hpo.train.loop import Trainer
+from hpo.train.models import build_model
+from hpo.train.optim import make_optimizer
+from hpo.util.process import tune_malloc
 
 OUT = Path(__file__).parent / "out"
 CASES = {  # (task, data overrides, config): the users' originals and a config search found

@@ -15,12 +15,12 @@ import argparse
 import itertools
 import time
 
-from hpo.cli import parse_data
-from hpo.config import Config
-from hpo.data import resolve_device
-from hpo.perf import tune_malloc
+from hpo.cli.app import parse_data
 from hpo.tasks import get_task
-from hpo.trainer import train
+from hpo.train.config import Config
+from hpo.train.data import resolve_device
+from hpo.train.loop import train
+from hpo.util.process import tune_malloc
 
 TARGET = 0.99
 NETS = {"relu": ("relu", False), "sigmoid + batch norm": ("sigmoid", True)}

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import optuna
 
-from hpo.cli import parse_data
-from hpo.config import Config
-from hpo.data import resolve_device
-from hpo.outcomes import TrainingError
-from hpo.perf import tune_malloc
-from hpo.space import suggest
-from hpo.spec import default_spec_path, load_spec
+from hpo.cli.app import parse_data
+from hpo.search.space import suggest
+from hpo.search.spec import default_spec_path, load_spec
 from hpo.tasks import get_task
-from hpo.trainer import TimeLimit, train
+from hpo.train.config import Config
+from hpo.train.data import resolve_device
+from hpo.train.loop import TimeLimit, train
+from hpo.util.outcomes import TrainingError
+from hpo.util.process import tune_malloc
 
 OUT = Path(__file__).parent / "out"
 NORMS = ("unit", "centred")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from hpo import trainer as training  # noqa: E402
-from hpo.cli import parse_data
-from hpo.config import Config  # noqa: E402
-from hpo.data import resolve_device  # noqa: E402
-from hpo.perf import tune_malloc  # noqa: E402
+from hpo.cli.app import parse_data
+from hpo.train import loop as training  # noqa: E402
 from hpo.tasks import get_task  # noqa: E402
+from hpo.train.config import Config  # noqa: E402
+from hpo.train.data import resolve_device  # noqa: E402
+from hpo.util.process import tune_malloc  # noqa: E402
 
 CONFIGS = {  # trials 19, 16 and 14 of the H200 study (benchmarks/RESULTS.md)
     "dense 29, l1 0.46": dict(

@@ -30,15 +30,15 @@ import numpy as np
 import optuna
 import torch
 
-from hpo.cli import parse_data
-from hpo.config import Config
-from hpo.data import Split
-from hpo.perf import tune_malloc
+from hpo.cli.app import parse_data
 from hpo.study.options import Options, resolve_spec
 from hpo.study.queries import counts
 from hpo.study.runner import Runner, load_data
 from hpo.tasks import TASKS, cifar10, get_task
-from hpo.trainer import evaluate, train
+from hpo.train.config import Config
+from hpo.train.data import Split
+from hpo.train.loop import evaluate, train
+from hpo.util.process import tune_malloc
 
 OUT = Path(__file__).parent / "out"
 TARGETS = {"box": ("val_r2", 0.99), "pixel": ("val_accuracy", 0.99)}

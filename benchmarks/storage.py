@@ -46,7 +46,7 @@ def worker(url: str, name: str, n: int, barrier, results) -> None:
 
     import optuna
 
-    from hpo.storage import open_storage
+    from hpo.study.storage import open_storage
 
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -60,7 +60,7 @@ def worker(url: str, name: str, n: int, barrier, results) -> None:
 def measure(url: str, workers: int, trials: int) -> dict:
     import optuna
 
-    from hpo.storage import open_storage
+    from hpo.study.storage import open_storage
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     optuna.create_study(study_name=name, storage=open_storage(url))

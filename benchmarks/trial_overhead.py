@@ -2,7 +2,7 @@
 console. On an H100 a cifar10 trial trains in ~2 s, so every second of bookkeeping per trial is
 a third of a trial, and 200 trials have 10 minutes (issue 15).
 
-The study is real (`hpo.study.run` on the task's shipped spec, SQLite study storage and SQLite
+The study is real (`hpo.study.session` on the task's shipped spec, SQLite study storage and SQLite
 MLflow store in a temporary folder, the sampler, pruner and local moves of the spec); only
 training is replaced by a stand-in that computes nothing and reports, per epoch, a metric that
 depends on the config (so that TPE, local moves and Hyperband have something to act on).
@@ -35,9 +35,9 @@ import hpo.study.objective as objective_module
 import hpo.study.runner as runner_module
 from hpo.study.options import Options
 from hpo.study.progress import Progress
-from hpo.study.run import run
+from hpo.study.session import run
 from hpo.tasks import get_task
-from hpo.tracking import StudyLog
+from hpo.track.runs import StudyLog
 
 OUT = Path(__file__).parent / "out"
 

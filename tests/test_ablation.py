@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from hpo import ablation, knobs
-from hpo.config import Config
-from hpo.spec import Param
+from hpo.diagnose import ablation
+from hpo.diagnose import changes as knobs
+from hpo.search.spec import Param
 from hpo.tasks import get_task
+from hpo.train.config import Config
 
 TINY = {"n_train": 512, "n_val": 128, "image_size": 16, "square_size": 4}
 # Measured: this net at Adam lr 1.0 is dead (constant outputs) on seeds 0-2; at lr 1e-2 or

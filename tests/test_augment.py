@@ -1,4 +1,4 @@
-"""Tests for hpo.augment: batch flips and crops against independent per-image references."""
+"""Tests for hpo.train.augment: batch flips and crops against independent per-image references."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpo.augment import crop, flip_crop, hflip
+from hpo.train.augment import crop, flip_crop, hflip
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -1,4 +1,4 @@
-"""Tests for hpo.tasks.cifar10_data on a tiny data set written in the exact official format."""
+"""Tests for hpo.tasks.cifar10.download on a tiny data set written in the exact official format."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpo.errors import UserError
-from hpo.tasks import cifar10_data as cd
-from hpo.tasks.cifar10_data import ARCHIVE, default_data_dir, ensure_cifar10
-from hpo.tasks.cifar10_files import FOLDER, DataError, label_names, load_cifar10, split_indices
+from hpo.tasks.cifar10 import download as cd
+from hpo.tasks.cifar10.download import ARCHIVE, default_data_dir, ensure_cifar10
+from hpo.tasks.cifar10.files import FOLDER, DataError, label_names, load_cifar10, split_indices
+from hpo.util.errors import UserError
 
 ROWS = 20  # per batch; the real files have 10,000
 # Published with the release (https://www.cs.toronto.edu/~kriz/cifar.html) and checked by

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from hpo.tasks import cifar10_data as cd
-from hpo.tasks import cifar10_files as cf
-from hpo.tasks.cifar10 import TASK
-from hpo.tasks.cifar10_data import ensure_cifar10
-from hpo.tasks.cifar10_files import FOLDER, label_names, load_cifar10_split
+from hpo.tasks.cifar10 import download as cd
+from hpo.tasks.cifar10 import files as cf
+from hpo.tasks.cifar10.download import ensure_cifar10
+from hpo.tasks.cifar10.files import FOLDER, label_names, load_cifar10_split
+from hpo.tasks.cifar10.task import TASK
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "cifar10"
 # The first labels of data_batch_1 and of test_batch in the official release.

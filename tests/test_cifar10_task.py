@@ -18,16 +18,18 @@ import optuna
 import pytest
 import torch
 
-from hpo.config import Config
-from hpo.errors import UserError
-from hpo.models import build_model, count_parameters
-from hpo.space import suggest
-from hpo.spec import load_spec
+from hpo.search.space import suggest
+from hpo.search.spec import load_spec
 from hpo.study.progress import cpu_estimate
-from hpo.tasks import TASKS, cifar10_data, cifar10_files
-from hpo.tasks.cifar10 import TASK, split
-from hpo.tasks.cifar10_data import ARCHIVE
-from hpo.tasks.cifar10_files import FOLDER, DataError, load_cifar10_split, split_indices
+from hpo.tasks import TASKS
+from hpo.tasks.cifar10 import download as cifar10_data
+from hpo.tasks.cifar10 import files as cifar10_files
+from hpo.tasks.cifar10.download import ARCHIVE
+from hpo.tasks.cifar10.files import FOLDER, DataError, load_cifar10_split, split_indices
+from hpo.tasks.cifar10.task import TASK, split
+from hpo.train.config import Config
+from hpo.train.models import build_model, count_parameters
+from hpo.util.errors import UserError
 
 from .conftest import ROOT, hpo, write_spec
 from .test_cifar10_data import PUBLISHED_ARCHIVE_MD5, ROWS, md5_of, write_batches

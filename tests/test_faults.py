@@ -71,8 +71,8 @@ def test_an_unreachable_tracking_server_stops_the_study_in_one_line(scratch):
 
 
 def test_a_silent_tracking_server_is_given_a_bounded_wait():
-    from hpo.errors import UserError
-    from hpo.tracking_server import check_server
+    from hpo.track.server import check_server
+    from hpo.util.errors import UserError
 
     with socket.socket() as server:  # accepts connections (backlog) but never answers
         server.bind(("127.0.0.1", 0))
@@ -123,7 +123,7 @@ def test_a_study_and_a_retrain_keep_the_terminal_clean(finished_study):
 
 PROBE = """
 import logging, warnings
-from hpo import quiet
+from hpo.util import logs as quiet
 quiet.libraries()
 warnings.warn("Attempting to set identical low and high ylims makes transformation singular")
 import mlflow
@@ -153,7 +153,7 @@ def test_hpo_log_level_brings_the_library_logs_back(level):
 
 
 def test_per_seed_statistics_only_with_several_seeds():
-    from hpo.study.summary import _metrics
+    from hpo.report.summary import _metrics
 
     m = {"val_accuracy": 0.9, "val_accuracy_std": 0.0, "val_accuracy_worst": 0.9,
          "success_rate": 0.0, "val_over_chance": 0.8, "val_loss": 0.3}  # fmt: skip

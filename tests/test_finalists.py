@@ -9,8 +9,7 @@ import json
 import optuna
 import pytest
 
-from hpo.config import Config
-from hpo.finalists import (
+from hpo.final.finalists import (
     ATTR,
     Finalist,
     candidates,
@@ -20,6 +19,7 @@ from hpo.finalists import (
     plan,
 )
 from hpo.study.queries import load
+from hpo.train.config import Config
 
 from .conftest import cli
 

@@ -1,4 +1,4 @@
-"""Ctrl-C during a store call is held until the call returns (hpo.interrupts)."""
+"""Ctrl-C during a store call is held until the call returns (hpo.util.interrupts)."""
 
 import os
 import signal
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hpo import interrupts
+from hpo.util import interrupts
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from hpo.config import Config
-from hpo.models import build_model, count_parameters
 from hpo.tasks import TASKS
+from hpo.train.config import Config
+from hpo.train.models import build_model, count_parameters
 
 
 def test_box_original_matches_the_keras_model():

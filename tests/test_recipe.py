@@ -1,4 +1,4 @@
-"""The fast-recipe ingredients (hpo.config fields, hpo.models, hpo.trainer), each against what it
+"""The fast-recipe ingredients (hpo.train.config fields, hpo.train.models, hpo.train.loop), each against what it
 promises: whitened patches, identity init, the BN groups, averaged weights, the schedules,
 alternating flips, test-time augmentation and small-data batch scaling."""
 
@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpo.augment import flip_crop, hflip
-from hpo.config import Config
-from hpo.data import Split, TaskData
-from hpo.models import Whiten, build_model
-from hpo.optim import Lookahead, lookahead_decay, lr_factor, make_optimizer
-from hpo.spec import SpecError, parse_spec
-from hpo.trainer import Trainer
+from hpo.search.spec import SpecError, parse_spec
+from hpo.train.augment import flip_crop, hflip
+from hpo.train.config import Config
+from hpo.train.data import Split, TaskData
+from hpo.train.loop import Trainer
+from hpo.train.models import Whiten, build_model
+from hpo.train.optim import Lookahead, lookahead_decay, lr_factor, make_optimizer
 
 CPU = torch.device("cpu")
 RECIPE = Config(

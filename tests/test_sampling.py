@@ -1,5 +1,5 @@
 """The default TPE sees a pruned trial ranked by its last reported value, and local moves around
-the best trial so far (hpo.sampling)."""
+the best trial so far (hpo.search.samplers)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from hpo.sampling import LocalMoves, RankStoppedByValue, as_ranked, neighbour
+from hpo.search.samplers import LocalMoves, RankStoppedByValue, as_ranked, neighbour
 from hpo.study.create import HyperbandAtRungs, make_sampler
 
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
@@ -80,7 +80,7 @@ def test_only_the_samplers_view_changes():
     assert study.best_trial.value < 0.6  # ... and best_trial still counts complete ones only
 
 
-# --- local moves around the best trial (hpo.sampling.LocalMoves) --------------------------------
+# --- local moves around the best trial (hpo.search.samplers.LocalMoves) --------------------------------
 
 CAT = optuna.distributions.CategoricalDistribution(["a", "b", "c", "d"])
 GRID = optuna.distributions.FloatDistribution(0.75, 1.5, step=0.25)

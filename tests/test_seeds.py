@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from hpo.labels import diagnose
-from hpo.outcomes import Outcome
-from hpo.seeds import aggregate, objective_value, seed_list
 from hpo.study.options import Options
-from hpo.study.run import run
+from hpo.study.session import run
+from hpo.train.labels import diagnose
+from hpo.train.seeds import aggregate, objective_value, seed_list
+from hpo.util.outcomes import Outcome
 
 from .conftest import cli
 
@@ -134,7 +134,7 @@ def test_diagnose_command_tells_what_happened(finished_study):
 def test_diagnose_replays_the_original_for_the_spec_budget_by_default():
     """Without --epochs, `hpo diagnose` replays the original for the spec's original_epochs
     (box: 10 of the user's 1,000, hours on a CPU otherwise), like the study's replay."""
-    from hpo.diagnose import _spec_original_epochs
+    from hpo.diagnose.diagnosis import _spec_original_epochs
     from hpo.tasks import TASKS
 
     assert _spec_original_epochs("box") == 10 < TASKS["box"].original.epochs

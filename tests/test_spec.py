@@ -7,10 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.config import Config
-from hpo.space import suggest
-from hpo.spec import SpecError, load_spec, parse_spec
+from hpo.search.space import suggest
+from hpo.search.spec import SpecError, load_spec, parse_spec
 from hpo.tasks import TASKS
+from hpo.train.config import Config
 
 from .conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""The study storage as hpo opens it (hpo.storage): Optuna's cache over a patient RDB storage,
+"""The study storage as hpo opens it (hpo.study.storage): Optuna's cache over a patient RDB storage,
 which also remembers study ids by name."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo.storage import NamedStudyCache, open_storage, patient_storage
+from hpo.study.storage import NamedStudyCache, open_storage, patient_storage
 
 
 def test_a_study_id_is_asked_of_the_database_once_and_forgotten_with_the_study(tmp_path):
@@ -38,8 +38,8 @@ def test_an_unreachable_server_is_told_by_the_driver_not_by_its_words():
     import psycopg2
     from sqlalchemy import exc
 
-    from hpo.errors import UserError
-    from hpo.storage import never_connected
+    from hpo.study.storage import never_connected
+    from hpo.util.errors import UserError
 
     german = psycopg2.OperationalError("Verbindung zum Server auf »10.0.0.1« fehlgeschlagen")
     assert never_connected(exc.OperationalError("connect", {}, german))

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from hpo.errors import UserError
-from hpo.outcomes import Outcome
+from hpo.report.summary import format_summary
 from hpo.study.options import Options
 from hpo.study.queries import cut_short
-from hpo.study.run import run
-from hpo.study.summary import format_summary
+from hpo.study.session import run
+from hpo.util.errors import UserError
+from hpo.util.outcomes import Outcome
 
 from .conftest import write_spec
 
@@ -111,7 +111,7 @@ def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(scratch):
 
 
 def test_trial_timeout_prunes_with_reason(scratch, monkeypatch):
-    import hpo.trainer as trainer_module
+    import hpo.train.loop as trainer_module
 
     # the trainer's clock moves 10 ms each time it is read (a few times a step), whatever the
     # machine's load: epochs finish, and the 1 s budget runs out after a few of them

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpo.baselines import run_baselines
+from hpo.study.baselines import run_baselines
 from hpo.tasks import TASKS, get_task
 from hpo.tasks.base import Task
 from hpo.tasks.pixel import GREEN, RED, pixel_position
@@ -83,7 +83,7 @@ def test_baselines_solve_the_linear_tasks():
 def test_screening_scores_rank_the_class_pixel_first():
     """The sparse baseline's ANOVA F screening: the two colour channels that the label sets
     exactly score above every noise column (sklearn's float32 f_classif gives them < 0)."""
-    from hpo.baselines import _f_scores
+    from hpo.study.baselines import _f_scores
     from hpo.tasks.pixel import pixel_position
 
     pixel = TASKS["pixel"]

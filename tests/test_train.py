@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hpo.config import Config
-from hpo.models import build_model
-from hpo.optim import l1_thresholds, lr_factor, make_optimizer, shrink_l1
-from hpo.outcomes import Diverged, OutOfTime
 from hpo.tasks import TASKS
 from hpo.tasks.pixel import pixel_position
-from hpo.trainer import FIRST_EPOCH_ALLOWANCE, TimeLimit, Trainer, train
+from hpo.train.config import Config
+from hpo.train.loop import FIRST_EPOCH_ALLOWANCE, TimeLimit, Trainer, train
+from hpo.train.models import build_model
+from hpo.train.optim import l1_thresholds, lr_factor, make_optimizer, shrink_l1
+from hpo.util.outcomes import Diverged, OutOfTime
 
 CPU = torch.device("cpu")
 
@@ -73,7 +73,7 @@ def test_a_gpu_time_limit_counts_from_the_first_epochs_end(box_data, monkeypatch
     a CPU the limit counts from the start. The trainer's clock is a stand-in that moves only
     when the first epoch's start-up cost is paid, so a loaded machine cannot change the
     outcome."""
-    import hpo.trainer as trainer_module
+    import hpo.train.loop as trainer_module
 
     clock = {"now": 1000.0, "first_epoch_costs": 1.5}
     monkeypatch.setattr(trainer_module, "time", SimpleNamespace(monotonic=lambda: clock["now"]))

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hpo import ui, ui_server
+from hpo.ui import view as ui
+from hpo.ui import server as ui_server
 
 from .conftest import ROOT, hpo
 
@@ -93,7 +94,7 @@ def _wait_members(pgid: int, n: int, seconds: float = 20) -> list[int]:
 
 
 def test_the_servers_group_ends_when_hpo_ui_is_killed_outright():
-    """SIGKILL gives `hpo ui` no chance to stop the server: its group's leader (hpo.ui_guard)
+    """SIGKILL gives `hpo ui` no chance to stop the server: its group's leader (hpo.ui.guard)
     sees its parent gone and ends the group, the server's own children included."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen(
@@ -102,7 +103,7 @@ def test_the_servers_group_ends_when_hpo_ui_is_killed_outright():
             "-c",
             "import os, subprocess, sys, time\n"
             "server = ['sh', '-c', 'sleep 120 & sleep 120']\n"
-            "guard = [sys.executable, '-m', 'hpo.ui_guard', str(os.getpid()), *server]\n"
+            "guard = [sys.executable, '-m', 'hpo.ui.guard', str(os.getpid()), *server]\n"
             "p = subprocess.Popen(guard, start_new_session=True)\n"
             "print(p.pid, flush=True)\n"
             "time.sleep(120)\n",
@@ -150,7 +151,7 @@ def ui_running(store: str) -> Iterator[tuple[subprocess.Popen, str, set[int]]]:
 
 
 def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
-    from hpo.tracking import Tracker
+    from hpo.track.runs import Tracker
 
     store = f"sqlite:///{scratch / 'mlflow.db'}"
     Tracker(store, "some-study")  # a store to serve
@@ -166,7 +167,7 @@ def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
 
 def test_the_guard_passes_the_servers_exit_code_on_and_stops_with_its_group():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    guard = [sys.executable, "-m", "hpo.ui_guard", str(os.getpid())]
+    guard = [sys.executable, "-m", "hpo.ui.guard", str(os.getpid())]
     exited = subprocess.run([*guard, "sh", "-c", "exit 3"], env=env, timeout=60)
     assert exited.returncode == 3
     proc = subprocess.Popen([*guard, "sleep", "120"], env=env, start_new_session=True)

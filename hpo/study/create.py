@@ -1,4 +1,4 @@
-"""Sampler and pruner factories (named by hpo.spec's registry), and creating or loading the
+"""Sampler and pruner factories (named by hpo.search.spec's registry), and creating or loading the
 study so that exactly one of many simultaneous workers creates it."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import Any
 import optuna
 
 from hpo import __version__
-from hpo.errors import UserError
-from hpo.sampling import LocalMoves, RankStoppedByValue
-from hpo.spec import PRUNERS, SAMPLERS, Spec
+from hpo.search.samplers import LocalMoves, RankStoppedByValue
+from hpo.search.spec import PRUNERS, SAMPLERS, Spec
 from hpo.study.options import directions_of, objective_names
 from hpo.tasks.base import Task
+from hpo.util.errors import UserError
 
 
 def _tpe(seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
     """Multivariate TPE, grouped for the conditional space, constant liar for parallel workers,
-    seeing a pruned trial ranked by the last value it reported (hpo.sampling)."""
+    seeing a pruned trial ranked by the last value it reported (hpo.search.samplers)."""
     return RankStoppedByValue(
         optuna.samplers.TPESampler(
             seed=seed,
@@ -32,7 +32,7 @@ def _tpe(seed: int | None, n_startup: int) -> optuna.samplers.BaseSampler:
     )
 
 
-# The factories, one per name of hpo.spec's registry (SAMPLERS, PRUNERS: the CLI's choices and
+# The factories, one per name of hpo.search.spec's registry (SAMPLERS, PRUNERS: the CLI's choices and
 # the spec's validation are drawn from the same names); each takes (seed, n_startup) / epochs.
 SAMPLER_FACTORIES: dict[str, Callable[[int | None, int], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe,
@@ -81,14 +81,16 @@ PRUNER_FACTORIES: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
     "none": lambda epochs: optuna.pruners.NopPruner(),
 }
 if tuple(SAMPLER_FACTORIES) != SAMPLERS or tuple(PRUNER_FACTORIES) != PRUNERS:
-    raise ImportError("hpo.spec's SAMPLERS/PRUNERS and the factories here name different sets")
+    raise ImportError(
+        "hpo.search.spec's SAMPLERS/PRUNERS and the factories here name different sets"
+    )
 
 
 def make_sampler(
     name: str, seed: int | None, n_startup: int, local_moves: float = 0.0
 ) -> optuna.samplers.BaseSampler:
-    """The sampler registered under `name` (hpo.spec.SAMPLERS); with `local_moves` > 0, that
-    share of the trials are local moves around the best trial so far (hpo.sampling)."""
+    """The sampler registered under `name` (hpo.search.spec.SAMPLERS); with `local_moves` > 0, that
+    share of the trials are local moves around the best trial so far (hpo.search.samplers)."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     sampler = SAMPLER_FACTORIES[name](seed, n_startup)
@@ -96,7 +98,7 @@ def make_sampler(
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner registered under `name` (hpo.spec.PRUNERS): Hyperband over epochs, median,
+    """The pruner registered under `name` (hpo.search.spec.PRUNERS): Hyperband over epochs, median,
     or none."""
     return PRUNER_FACTORIES[name](max_epochs)
 

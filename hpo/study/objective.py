@@ -1,5 +1,5 @@
 """One trial: the config the sampler chose, trained over the study's seeds in lockstep
-(hpo.trainer.train_seeds); each epoch goes to the pruner, MLflow and the console, and the trial
+(hpo.train.loop.train_seeds); each epoch goes to the pruner, MLflow and the console, and the trial
 ends with its outcome, metrics and diagnosis label recorded."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import optuna
 import torch
 
-from hpo.errors import first_line
-from hpo.labels import diagnose
-from hpo.outcomes import Outcome, OutOfTime, SurplusTrial, TrainingError
-from hpo.seeds import aggregate, objective_value, seed_list
-from hpo.space import suggest
-from hpo.trainer import TimeLimit, train_seeds
+from hpo.search.space import suggest
+from hpo.train.labels import diagnose
+from hpo.train.loop import TimeLimit, train_seeds
+from hpo.train.seeds import aggregate, objective_value, seed_list
+from hpo.util.errors import first_line
+from hpo.util.outcomes import Outcome, OutOfTime, SurplusTrial, TrainingError
 
 if TYPE_CHECKING:
     from hpo.study.runner import Runner
@@ -45,7 +45,7 @@ class Objective:
             trial.set_user_attr("params", config.params())
             trial.set_user_attr("config", config.to_dict())  # `hpo train --trial N` rebuilds it
             trial.set_user_attr("seeds", seeds)
-            move = trial.user_attrs.get("local_move")  # hpo.sampling.LocalMoves: its origin
+            move = trial.user_attrs.get("local_move")  # hpo.search.samplers.LocalMoves: its origin
             run_id = ctx.log.start_trial(trial.number, config, seeds, move)
             ctx.progress.trial_start(
                 trial.number, ctx.budget, ctx.finished_so_far() + 1, config, move
@@ -65,7 +65,7 @@ class Objective:
                     trial.report(objective_value(metrics, metric, ctx.spec.objective), epoch)
                     # asked always, so that a local move's values stand at the pruner's rungs
                     # for the other trials; but its own early epochs cannot tell it from its
-                    # origin (hpo.spec.Spec.prune_local_moves), so it is not stopped
+                    # origin (hpo.search.spec.Spec.prune_local_moves), so it is not stopped
                     prunable = not move or ctx.spec.prune_local_moves
                     if trial.should_prune() and prunable:
                         raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")

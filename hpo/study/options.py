@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from hpo.config import Config
-from hpo.errors import UserError
-from hpo.outcomes import Stop
-from hpo.spec import Param, Spec, default_spec_path, load_spec
+from hpo.search.spec import Param, Spec, default_spec_path, load_spec
+from hpo.train.config import Config
+from hpo.util.errors import UserError
+from hpo.util.outcomes import Stop
 
 if TYPE_CHECKING:  # the tasks import torch; options are built before workers start
     from hpo.tasks.base import Task

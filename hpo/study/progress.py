@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hpo.config import Config
+from hpo.train.config import Config
 
 Echo = Callable[[str], None]
 

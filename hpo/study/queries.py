@@ -10,10 +10,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo.errors import UserError
-from hpo.numeric import finite
-from hpo.outcomes import Outcome
-from hpo.storage import mask, open_storage, storage_url
+from hpo.study.storage import mask, open_storage, storage_url
+from hpo.util.errors import UserError
+from hpo.util.outcomes import Outcome
+from hpo.util.values import finite
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials counts
 

@@ -15,23 +15,9 @@ import torch
 from optuna.trial import TrialState
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hpo import references
-from hpo.config import Config
-from hpo.data import TaskData, resolve_device
-from hpo.errors import UserError, first_line
-from hpo.labels import diagnose
-from hpo.outcomes import Outcome, Stop, SurplusTrial
-from hpo.plots import plots
-from hpo.spec import Spec
-from hpo.storage import (
-    Patient,
-    StorageLost,
-    mask,
-    open_storage,
-    patient_storage,
-    scrub,
-    storage_url,
-)
+from hpo.report.figures import plots
+from hpo.search.spec import Spec
+from hpo.study import references
 from hpo.study.create import create_or_load, make_pruner, make_sampler, wait_for_attr
 from hpo.study.objective import Objective
 from hpo.study.options import (
@@ -49,9 +35,23 @@ from hpo.study.queries import (
     pareto_front,
     trial_record,
 )
+from hpo.study.storage import (
+    Patient,
+    StorageLost,
+    mask,
+    open_storage,
+    patient_storage,
+    scrub,
+    storage_url,
+)
+from hpo.study.workers import worker_index
 from hpo.tasks.base import Task
-from hpo.tracking import StudyLog, Tracker
-from hpo.workers import worker_index
+from hpo.track.runs import StudyLog, Tracker
+from hpo.train.config import Config
+from hpo.train.data import TaskData, resolve_device
+from hpo.train.labels import diagnose
+from hpo.util.errors import UserError, first_line
+from hpo.util.outcomes import Outcome, Stop, SurplusTrial
 
 Echo = Callable[[str], None]
 MAX_CONSECUTIVE_FAILURES = 10  # a broken setup stops the run instead of failing forever
@@ -135,7 +135,7 @@ class Runner:
     def open(self) -> None:
         """Open storage, create or load the study, set up MLflow."""
         o, spec = self.options, self.spec
-        # every storage call rides out a database restart (hpo.storage.Patient)
+        # every storage call rides out a database restart (hpo.study.storage.Patient)
         storage, self.patient = patient_storage(open_storage(o.storage), self.echo)
         # workers of one study must not sample alike: each offsets the sampler seed
         seed = None if o.seed is None else o.seed + worker_index()

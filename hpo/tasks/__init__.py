@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hpo.errors import UserError
 from hpo.tasks import box, cifar10, pixel
 from hpo.tasks.base import Task
+from hpo.util.errors import UserError
 
 TASKS: dict[str, Task] = {
     box.TASK.name: box.TASK,

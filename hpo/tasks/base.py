@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from hpo.config import Config
-from hpo.data import Split, TaskData
+from hpo.train.config import Config
+from hpo.train.data import Split, TaskData
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,12 @@ class Task:
     defaults: dict[str, Any]  # data settings and their defaults
     original: Config  # the user's configuration, replayed faithfully
     original_note: str  # provenance of the original, shown in reports
-    baselines: tuple[str, ...]  # names in hpo.baselines
+    baselines: tuple[str, ...]  # names in hpo.study.baselines
     _load: Callable[[dict[str, Any]], tuple[Split, Split]] = field(repr=False)
     _load_test: Callable[[dict[str, Any]], Split] = field(repr=False)
     sizes: Callable[[dict[str, Any]], dict[str, int]] = field(repr=False)
     # images that a flip and a translation leave in their class: config.augment applies
-    # (hpo.augment.flip_crop, its padding and flip mode from the config)
+    # (hpo.train.augment.flip_crop, its padding and flip mode from the config)
     augment: bool = False
 
     def settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from hpo.config import Config
-from hpo.data import Split
 from hpo.tasks.base import Task
+from hpo.train.config import Config
+from hpo.train.data import Split
 
 DEFAULTS: dict[str, Any] = {
     "n_train": 10_000,  # docs/scenarios.md §1

@@ -1,0 +1,52 @@
+"""`hpo report`: the study's leaderboard, its JSON contract, its plots."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hpo.cli.app import Format, Storage, StudyName, TrackingUri, app, echo_err
+
+
+@app.command()
+def report(
+    task: Annotated[str, typer.Argument(help="Task whose study to show.")],
+    study_name: StudyName = None,
+    storage: Storage = None,
+    format: Annotated[
+        Format, typer.Option("--format", help="Output format (the JSON is a stable contract).")
+    ] = Format.table,
+    top: Annotated[int | None, typer.Option(help="Show only the best N trials.")] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            "--plots",
+            metavar="DIR",
+            help="Also write optimisation history, parameter importances and parallel "
+            "coordinates as PNG files into DIR and attach them to the study's MLflow run.",
+        ),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Print the study's leaderboard, with the baselines and the original config."""
+    from hpo.report import table as report_mod
+    from hpo.study import queries as study_queries
+    from hpo.tasks import get_task
+
+    get_task(task)
+    loaded = study_queries.load(study_name or task, storage)
+    typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
+    if plots:
+        from pathlib import Path
+
+        from hpo.report.figures import plots as draw
+
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        paths = draw(loaded, plots)
+        parent = loaded.user_attrs.get("mlflow_parent_run_id")
+        if parent:
+            from hpo.track.runs import Tracker
+
+            Tracker(tracking_uri, loaded.study_name).log_files(parent, paths)
+        echo_err(f"wrote {len(paths)} plot(s) to {plots}")

@@ -1,0 +1,204 @@
+"""`hpo study`: the command, its options, and the worker processes of --workers K."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated
+
+import typer
+
+from hpo.cli.app import (
+    ARGV,
+    STARTED,
+    DataItems,
+    Pruner,
+    Sampler,
+    Storage,
+    StudyName,
+    TrackingUri,
+    app,
+    echo_err,
+    parse_data,
+)
+
+
+@app.command()
+def study(
+    task: Annotated[str, typer.Argument(help="Task to study (see `hpo tasks`).")],
+    trials: Annotated[
+        int,
+        typer.Option(
+            help="Total finished trials (complete + pruned) the study should hold, "
+            "all workers together; a rerun resumes up to it."
+        ),
+    ] = 20,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Start no trial after this many seconds from the command's start (all "
+            "--workers together); a running trial finishes, then the summary is printed."
+        ),
+    ] = None,
+    storage: Storage = None,
+    study_name: StudyName = None,
+    tracking_uri: TrackingUri = None,
+    sampler: Annotated[
+        Sampler | None, typer.Option(help="Sampler. [default: from the spec, else tpe]")
+    ] = None,
+    pruner: Annotated[
+        Pruner | None, typer.Option(help="Pruner. [default: from the spec, else hyperband]")
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Epochs per trial (the pruner's maximum); it also replaces a spec's [space] "
+            "epochs, saying so in one line. [default: from the spec]",
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N.")
+    ] = "auto",
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for the sampler and the trials' training.")
+    ] = None,
+    spec: Annotated[
+        str | None, typer.Option(help="Study spec TOML. [default: studies/<task>.toml]")
+    ] = None,
+    trial_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds one trial may run; on a GPU counted from the end of its first epoch "
+            "(which pays one-off costs such as CUDA's start-up, and may take 3x this on "
+            "its own). A trial past it is stopped and recorded as pruned. [default: from the "
+            "spec]"
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train every config under K seeds (the same K for all trials) and judge it by "
+            "the mean (or, spec objective = 'worst', the worst seed). [default: from the spec, "
+            "else 1]",
+        ),
+    ] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="'metric', or 'metric,train_seconds' for a multi-objective study (the metric "
+            "and the training seconds of each trial; multi-objective TPE, no pruning): "
+            "`hpo report` then shows the Pareto front.",
+        ),
+    ] = "metric",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on this machine, sharing the study storage (CPU threads "
+            "are split between them). More machines: run the same command on each.",
+        ),
+    ] = 1,
+    original: Annotated[
+        bool,
+        typer.Option(
+            "--original/--no-original",
+            help="Replay the user's original config (cached across studies).",
+        ),
+    ] = True,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Fit the scikit-learn baseline.")
+    ] = True,
+    subset: Annotated[
+        float | None,
+        typer.Option(
+            help="Train on this fraction of the training split (tasks with a `subset` data "
+            "setting, e.g. cifar10 on a CPU)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            envvar="HPO_DATA_DIR",
+            help="Where downloaded data sets live. [default: ~/.cache/hpo/data]",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataItems = None,
+) -> None:
+    """Create or resume a study and run it until it holds --trials finished trials."""
+    from hpo.study.options import Options
+    from hpo.study.workers import DEADLINE_ENV, WORKER_ENV
+    from hpo.util.outcomes import Stop
+
+    overrides = parse_data(data or [])
+    if subset is not None:  # the task checks its range (one line, exit 2)
+        overrides["subset"] = subset
+    worker = WORKER_ENV in os.environ
+    if not worker:  # at once, before the slow imports, and once, not once per worker
+        from hpo.track.server import check_server
+        from hpo.track.server import tracking_uri as resolve_tracking
+
+        check_server(resolve_tracking(tracking_uri))
+    deadline = None
+    if worker and os.environ.get(DEADLINE_ENV):  # the parent's deadline, not our own
+        deadline = float(os.environ[DEADLINE_ENV])
+    elif timeout is not None:
+        deadline = (STARTED[0] if STARTED else time.time()) + timeout
+    if data_dir:
+        os.environ["HPO_DATA_DIR"] = data_dir  # read by the tasks that download data
+    options = Options(
+        trials=trials,
+        timeout=timeout,
+        storage=storage,
+        study_name=study_name,
+        tracking_uri=tracking_uri,
+        sampler=sampler.value if sampler else None,
+        pruner=pruner.value if pruner else None,
+        epochs=epochs,
+        device=device,
+        seed=seed,
+        spec=spec,
+        trial_timeout=trial_timeout,
+        seeds=seeds,
+        objectives=objective,
+        original=original,
+        baselines=baseline,
+        data=overrides,
+        deadline=deadline,
+        worker=worker,
+    )
+    code = 0
+    if workers > 1:  # before torch and optuna are imported here: the workers start at once
+        from hpo.study.storage import storage_url
+        from hpo.study.workers import spawn
+
+        def load() -> None:  # the summary's imports, while the workers train
+            import mlflow  # noqa: F401
+
+            import hpo.study.session  # noqa: F401
+
+        code = spawn(ARGV, workers, storage_url(storage), deadline, meanwhile=load)
+        if code not in (0, 1):  # 1: a worker stopped on failing trials; the summary still helps
+            raise typer.Exit(code)
+    from hpo.report.summary import format_summary
+    from hpo.study import session as runner
+
+    if workers > 1:  # every worker has stopped: the parent only sums up what they filled
+        summary = runner.summarize(task, options, echo_err)
+    else:
+        summary = runner.run(task, options, echo_err)
+    if options.worker:  # a worker of --workers K: the parent sums up, once
+        if summary.stop is Stop.FAILURES:
+            echo_err(f"worker {os.environ[WORKER_ENV]} stopped early: {summary.stopped}")
+            raise typer.Exit(1)
+        return
+    typer.echo(format_summary(summary))
+    if summary.stopped:
+        echo_err(f"stopped early: {summary.stopped}")
+        if summary.stop is Stop.FAILURES:
+            raise typer.Exit(1)
+    if workers > 1 and code:
+        raise typer.Exit(code)

@@ -1,0 +1,212 @@
+"""`hpo diagnose`: what happened to the user's original config over seeds, whether that is the
+failure the user reported, and what fixed it, measured by ablation (hpo.diagnose.ablation): single
+changes from the original, a smallest set of changes that succeeds in K of K seeds, and the
+reverse from the study's best config. The answer is written by hpo.diagnose.answer."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from optuna.distributions import CategoricalDistribution
+
+from hpo.diagnose import ablation
+from hpo.diagnose import changes as knobs
+from hpo.search.spec import PER_BLOCK, Param, SpecError, default_spec_path, load_spec
+from hpo.study import references
+from hpo.study.queries import best_trial as best_trial_of
+from hpo.study.queries import load
+from hpo.tasks import get_task
+from hpo.train.config import Config
+from hpo.train.data import TaskData, resolve_device
+from hpo.train.labels import diagnose
+from hpo.train.loop import Trainer
+from hpo.train.seeds import seed_list
+from hpo.util.errors import UserError
+from hpo.util.outcomes import Outcome
+
+Echo = Callable[[str], None]
+
+
+def original_epochs_of(study: Any, task_name: str) -> int | None:
+    """The original's replay budget the study was created with (its spec's original_epochs,
+    `--spec` included); for a study from before hpo recorded it, the shipped spec's."""
+    if "original_epochs" in study.user_attrs:
+        return study.user_attrs["original_epochs"]
+    return _spec_original_epochs(task_name)
+
+
+def _spec_original_epochs(task_name: str) -> int | None:
+    """original_epochs of the task's shipped spec (box: 10 of the user's 1,000), if any."""
+    try:
+        return load_spec(default_spec_path(task_name)).original_epochs
+    except SpecError:
+        return None
+
+
+def study_space(study: Any, task_name: str) -> dict[str, Param]:
+    """The search space the study sampled (from its trials' distributions, `--spec` included);
+    the shipped spec's when it has no trial."""
+    out: dict[str, Param] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, dist in trial.distributions.items():
+            stem = name.rsplit("_", 1)[0]
+            knob = stem if stem in PER_BLOCK and re.search(r"_\d+$", name) else name
+            if knob in out:
+                continue
+            if isinstance(dist, CategoricalDistribution):
+                out[knob] = Param(knob, choices=tuple(dist.choices))
+            else:
+                step = None if dist.log or dist.step in (None, 1) else dist.step
+                out[knob] = Param(knob, low=dist.low, high=dist.high, log=dist.log, step=step)
+    if out:
+        return out
+    try:
+        return load_spec(default_spec_path(task_name)).space
+    except SpecError:
+        return {}
+
+
+def epoch_seconds(config: Config, data: TaskData, device: Any, task: Any) -> float | None:
+    """Seconds one epoch of `config` takes here, timed on 3 batches (None if it cannot run)."""
+    n = min(len(data.train), 3 * config.batch_size)
+    small = TaskData(data.train.take(n), data.val.take(n), data.kind, data.n_outputs)
+    try:
+        trainer = Trainer(
+            config.replace(epochs=1), small, device=device, augment=task.augment, validate=False
+        )
+        t0 = time.monotonic()
+        trainer.run_epoch()
+    except (ValueError, RuntimeError):
+        return None
+    per_image = (time.monotonic() - t0) / n
+    return per_image * (len(data.train) + len(data.val) / 3)  # evaluation: ~1/3 of a step
+
+
+def _cached_original(task, settings, config: Config, device, seed: int) -> dict | None:
+    """The study's replay of the original for this seed (hpo.study.references' cache), if any, as
+    an ablation run (its full budget: it was not stopped early)."""
+    key = references.original_key(task, settings, config, device.type, seed)
+    path = references.cache_dir() / "originals" / f"{key}.json"
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    history = found.get("history") or []
+    return {
+        "seed": seed,
+        "epochs": len(history),
+        "metrics": dict(history[-1]) if history else {},
+        "solved": bool(history) and task.solved(history[-1]),
+        "label": diagnose(history, found.get("outcome", Outcome.FAILED)),
+        "stopped": "budget" if found.get("status") == "ok" else "error",
+        "reason": found.get("reason", ""),
+        "seconds": found.get("seconds", 0.0),
+    }
+
+
+def run(
+    task_name: str,
+    *,
+    seeds: int,
+    study_name: str | None,
+    storage: str | None,
+    epochs: int | None,
+    device: str,
+    base_seed: int,
+    echo: Echo,
+    data: dict[str, Any] | None = None,
+    screen_all: bool = False,
+    full_budget: bool = False,
+    reverse: bool = True,
+) -> dict[str, Any]:
+    """Replay the original, ablate it, and reverse-ablate the study's best; the answer."""
+    t_start = time.monotonic()
+    task = get_task(task_name)
+    study = load(study_name or task_name, storage)
+    try:
+        best_trial = best_trial_of(study)
+    except ValueError:
+        raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
+    best = Config.from_dict(best_trial.user_attrs["config"])
+    if epochs is None:  # the same budget as the study's replay: its spec's original_epochs
+        epochs = original_epochs_of(study, task_name)
+    budget = min(epochs or task.original.epochs, task.original.epochs)
+    original = task.original.replace(epochs=budget)
+    try:
+        dev = resolve_device(device)
+        settings = task.settings((study.user_attrs.get("data") or {}) | (data or {}))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    loaded = task.load(settings, dev)
+    chosen = seed_list(base_seed, seeds)
+    space = study_space(study, task.name)
+    changes = knobs.single_changes(original, space, toward=best)
+
+    # the cost, first
+    per_epoch = epoch_seconds(original, loaded, dev, task)
+    runs_worst = seeds * (2 + len(changes)) + len(knobs.reverse_changes(best, original))
+    if per_epoch is not None:
+        echo(
+            f"cost: ~{per_epoch:.0f} s an epoch of the original here (timed on 3 batches); "
+            f"the original and the best config on {seeds} seeds, {len(changes)} single changes "
+            f"screened on 1 seed{'' if screen_all else ' until one succeeds on all seeds'}, "
+            f"each run <= {budget} epochs: at most ~{runs_worst * budget * per_epoch / 60:.0f} "
+            "min, usually far less (runs stop once solved or hopeless; --epochs and "
+            "--data KEY=VALUE shrink it)"
+        )
+    runner = ablation.Runner(task, loaded, settings, dev, budget, echo, full_budget=full_budget)
+    echo(f"original config ({task.original_note}), {budget} epochs, {seeds} seeds:")
+    orig_runs = []
+    for s in chosen:
+        found = _cached_original(task, settings, original, dev, s)
+        if found is not None:
+            echo(f"  original seed {s}: {ablation.describe(found, task)} (study's replay)")
+        orig_runs.append(found or runner.run(original, s, "original"))
+    orig = ablation.summarise(orig_runs, task, seeds)
+    repro = ablation.reproduced(task.name, orig_runs)
+
+    fixes: dict[str, Any]
+    if ablation.confirmed(orig):
+        echo("the original succeeds on every seed here: nothing to ablate")
+        fixes = {"singles": [], "screened": 0, "of": len(changes), "smallest": None}
+    else:
+        echo(
+            f"single changes from the original ({len(changes)}; those toward the study's best "
+            f"config first), screened on seed {chosen[0]}:"
+        )
+        fixes = ablation.forward(
+            runner, original, changes, chosen, screen_all, orig["success_value"]
+        )
+    echo(f"best config of study {study.study_name!r} (trial {best_trial.number}), {seeds} seeds:")
+    found_best = ablation.summarise([runner.run(best, s, "best") for s in chosen], task, seeds)
+    back = []
+    if reverse:
+        echo("from the best config, one original value put back at a time:")
+        solved_first = found_best["runs"][0]["solved"]
+        back = ablation.backward(runner, best, original, chosen, confirm=solved_first)
+    return {
+        "task": task.name,
+        "study": study.study_name,
+        "metric": task.metric,
+        "success": {"metric": task.success[0], "threshold": task.success[1]},
+        "seeds": chosen,
+        "budget_epochs": budget,
+        "of_epochs": task.original.epochs,
+        "stops": "at the budget" if full_budget else "once solved, or once hopeless",
+        "original": orig,
+        "reported_failure": repro,
+        "ablation": fixes,
+        "best": found_best | {"trial": best_trial.number, "config": best.params()},
+        "reverse": back,
+        "baselines": study.user_attrs.get("baselines", {}),
+        "data": settings,
+        "device": dev.type,
+        "runs_trained": runner.runs,
+        "seconds": time.monotonic() - t_start,
+    }

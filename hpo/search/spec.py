@@ -1,0 +1,303 @@
+"""Study specs: studies/<task>.toml loaded and validated into a frozen Spec."""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hpo.train.config import Config
+from hpo.util.errors import UserError
+
+# The registry of sampler and pruner names: the CLI choices, the spec validation and the
+# factories (hpo.study.create) are all drawn from it.
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+PRUNERS = ("hyperband", "median", "none")
+OBJECTIVES = ("mean", "worst")
+
+# Searchable knobs: name -> kind of value. Per-block knobs are suggested once per block that
+# exists (conv_channels_0, conv_kernel_1, dense_units_0, ...), so they are conditional.
+SPACE_KEYS: dict[str, type] = {
+    "input_norm": str,  # "unit" [0, 1] | "centred" [-1, 1]
+    "depth": int,  # conv blocks; 0 = dense-only
+    "conv_channels": int,
+    "conv_kernel": int,
+    "convs_per_block": int,
+    "downsample": str,
+    "residual": bool,
+    "conv_dropout": float,
+    "global_pool": str,
+    "dense_layers": int,
+    "dense_units": int,
+    "dense_dropout": float,
+    "activation": str,
+    "batch_norm": bool,
+    "optimizer": str,
+    "lr": float,
+    "momentum": float,  # SGD only
+    "nesterov": bool,  # SGD only
+    "weight_decay": float,
+    "l1": float,  # decoupled L1 (proximal) on conv/dense weights, relative to lr
+    "schedule": str,
+    "warmup_epochs": float,
+    "label_smoothing": float,
+    "batch_size": int,
+    "epochs": int,
+    "augment": bool,
+    "width": float,  # multiplier on every conv_channels_i (scales a fixed architecture)
+    # what the fast CIFAR-10 recipes add (hpo.train.config.Config says what each one does)
+    "stem": str,  # "none" | "whiten"
+    "init": str,  # "torch" | "glorot" | "dirac"
+    "bn_scale": bool,
+    "bn_momentum": float,
+    "bn_lr_scale": float,
+    "logit_scale": float,
+    "lr_start": float,  # onecycle only
+    "lr_peak_at": float,  # onecycle only
+    "lr_end": float,  # onecycle only
+    "aug_pad": int,  # with augment only
+    "aug_flip": str,  # with augment only
+    "lookahead": bool,
+    "tta": int,
+}
+STUDY_KEYS = {
+    "sampler",
+    "pruner",
+    "epochs",
+    "trial_timeout",
+    "original_epochs",
+    "seeds",
+    "objective",
+    "n_startup_trials",
+    "local_moves",  # the share of trials that change 1-3 knobs of the best trial so far
+    "prune_local_moves",  # whether the pruner may stop a local move (default: no)
+    "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
+    "trial_timeout_device",  # "any" | "cuda": where trial_timeout applies
+}
+
+
+PER_BLOCK = ("conv_channels", "conv_kernel", "dense_units")  # suggested as name_i
+
+
+class SpecError(UserError):
+    """A spec file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One search dimension: a range (low/high, log, step), a choice list, or a fixed value."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+    value: Any = None  # fixed
+
+    @property
+    def fixed(self) -> bool:
+        return self.low is None and self.choices is None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated study spec."""
+
+    task: str
+    path: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    epochs: int = 10  # epochs per trial, the pruner's maximum resource
+    # seconds; a longer trial is stopped and pruned (on a GPU: hpo.train.loop.TimeLimit)
+    trial_timeout: float | None = None
+    # "cuda": trial_timeout was sized for a GPU and is not applied on a CPU (there a trial takes
+    # 100x longer; --trial-timeout still sets one); "any": it applies everywhere
+    trial_timeout_device: str = "any"
+    original_epochs: int | None = None  # replay budget for the original; None = its own
+    seeds: int = 1  # seeds each config is trained under
+    objective: str = "mean"  # over seeds: "mean" or "worst"
+    n_startup_trials: int = 10  # random trials before TPE / GP model the space
+    # the share of trials that are local moves around the best trial so far (hpo.search.samplers)
+    local_moves: float = 0.0
+    # A local move is 1-3 knobs away from the best trial and is after differences of tenths of
+    # a point, which its early epochs cannot show: the pruner does not stop it unless this is set
+    prune_local_moves: bool = False
+    # params of a first trial that every new study of this spec runs (from [study] enqueue)
+    enqueue: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
+    space: dict[str, Param] = field(default_factory=dict)
+    base: dict[str, Any] = field(default_factory=dict)  # Config fields fixed for every trial
+
+
+def default_spec_path(task: str) -> Path:
+    """studies/<task>.toml in the working directory if there is one (a user's own), else the
+    spec shipped inside the package (hpo.studies, from the repository's studies/ folder)."""
+    local = Path("studies") / f"{task}.toml"
+    if local.exists():
+        return local
+    shipped = importlib.resources.files("hpo.studies") / f"{task}.toml"
+    return Path(str(shipped)) if shipped.is_file() else local
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; every problem is a SpecError of one line."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read spec file {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    return parse_spec(raw, str(path))
+
+
+def enqueued_params(spec: Spec, other: Spec, where: str) -> dict[str, Any]:
+    """The values of `other` (a spec whose knobs are fixed) for every knob that `spec`
+    searches, checked to lie in `spec`'s space, so that they make one trial of it."""
+    out: dict[str, Any] = {}
+    for name, param in spec.space.items():
+        mine = other.space.get(name)
+        if param.fixed or name in PER_BLOCK or mine is None:
+            continue
+        if not mine.fixed:
+            raise SpecError(f"{where}: [study] enqueue: {name} is searched there, not fixed")
+        value = mine.value
+        inside = (
+            value in param.choices
+            if param.choices is not None
+            else param.low <= value <= param.high  # type: ignore[operator]
+        )
+        if not inside:
+            raise SpecError(f"{where}: [study] enqueue: {name} = {value!r} is outside [space]")
+        out[name] = value
+    return out
+
+
+def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
+    """Validate a spec given as a dict (the parsed TOML)."""
+
+    def fail(msg: str) -> SpecError:
+        return SpecError(f"{where}: {msg}")
+
+    unknown = sorted(set(raw) - {"task", "study", "data", "space", "base"})
+    if unknown:
+        raise fail(f"unknown top-level key(s): {', '.join(unknown)}")
+    task = raw.get("task")
+    if not isinstance(task, str):
+        raise fail("'task' must be given as a string")
+    study = _table(raw, "study", fail)
+    bad = sorted(set(study) - STUDY_KEYS)
+    if bad:
+        raise fail(
+            f"[study] unknown key(s): {', '.join(bad)}; known: {', '.join(sorted(STUDY_KEYS))}"
+        )
+    kw: dict[str, Any] = {}
+    for key, value in study.items():
+        kw[key] = _study_value(key, value, fail)
+    space = {name: _param(name, value, fail) for name, value in _table(raw, "space", fail).items()}
+    base = _table(raw, "base", fail)
+    for param in space.values():  # named choices (optimizer, activation, ...) must exist
+        if SPACE_KEYS[param.name] is str:
+            for choice in param.choices if param.choices is not None else (param.value,):
+                try:
+                    Config().replace(**{param.name: choice})
+                except ValueError as e:
+                    raise fail(f"[space] {e}") from None
+
+    try:
+        Config.from_dict(base)
+    except (TypeError, ValueError) as e:
+        raise fail(f"[base] {e}") from None
+    enqueue = kw.pop("enqueue", None)
+    spec = Spec(
+        task=task, path=where, data=_table(raw, "data", fail), space=space, base=base, **kw
+    )
+    if enqueue is None:
+        return spec
+    other = load_spec(Path(where).parent / enqueue)
+    if other.task != task:
+        raise fail(f"[study] enqueue: {enqueue} is a spec of task {other.task!r}")
+    return replace(spec, enqueue=enqueued_params(spec, other, where))
+
+
+def _table(raw: dict[str, Any], key: str, fail) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise fail(f"[{key}] must be a table")
+    return value
+
+
+def _study_value(key: str, value: Any, fail) -> Any:
+    if key == "sampler" and value not in SAMPLERS:
+        raise fail(f"[study] sampler must be one of {', '.join(SAMPLERS)}, got {value!r}")
+    if key == "pruner" and value not in PRUNERS:
+        raise fail(f"[study] pruner must be one of {', '.join(PRUNERS)}, got {value!r}")
+    if key == "objective" and value not in OBJECTIVES:
+        raise fail(f"[study] objective must be one of {', '.join(OBJECTIVES)}, got {value!r}")
+    if key in ("epochs", "original_epochs", "seeds", "n_startup_trials"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise fail(f"[study] {key} must be a positive integer, got {value!r}")
+    if key == "local_moves" and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+    ):
+        raise fail(f"[study] local_moves must be a share between 0 and 1, got {value!r}")
+    if key == "prune_local_moves" and not isinstance(value, bool):
+        raise fail(f"[study] prune_local_moves must be true or false, got {value!r}")
+    if key == "trial_timeout_device" and value not in ("any", "cuda"):
+        raise fail(f"[study] trial_timeout_device must be 'any' or 'cuda', got {value!r}")
+    if key == "enqueue" and not (isinstance(value, str) and value):
+        raise fail(f"[study] enqueue must be the path of a spec file, got {value!r}")
+    if key == "trial_timeout":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise fail(
+                f"[study] trial_timeout must be a positive number of seconds, got {value!r}"
+            )
+    return value
+
+
+def _param(name: str, value: Any, fail) -> Param:
+    kind = SPACE_KEYS.get(name)
+    if kind is None:
+        raise fail(f"[space] unknown parameter {name!r}; known: {', '.join(SPACE_KEYS)}")
+    if isinstance(value, list):
+        if not value:
+            raise fail(f"[space] {name}: the choice list is empty")
+        for item in value:
+            if not _is(item, kind):
+                raise fail(f"[space] {name}: choice {item!r} is not a {kind.__name__}")
+        return Param(name, choices=tuple(value))
+    if isinstance(value, dict):
+        bad = sorted(set(value) - {"low", "high", "log", "step"})
+        if bad or "low" not in value or "high" not in value:
+            raise fail(
+                f"[space] {name}: a range is {{ low = .., high = .., log = false, step = .. }}"
+            )
+        if kind not in (int, float):
+            raise fail(f"[space] {name}: a {kind.__name__} parameter takes a list of choices")
+        low, high, log = value["low"], value["high"], value.get("log", False)
+        if not (_is(low, kind) and _is(high, kind)):
+            raise fail(f"[space] {name}: low and high must be {kind.__name__}s")
+        if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            raise fail(f"[space] {name}: low ({low}) must not exceed high ({high})")
+        if log and low <= 0:
+            raise fail(f"[space] {name}: a log range needs low > 0 (got {low})")
+        if log and value.get("step") is not None:
+            raise fail(f"[space] {name}: step and log cannot be combined")
+        return Param(name, low=low, high=high, log=bool(log), step=value.get("step"))
+    if not _is(value, kind):
+        raise fail(f"[space] {name}: {value!r} is not a {kind.__name__}")
+    return Param(name, value=value)
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, kind) and not isinstance(value, bool)

@@ -1,0 +1,149 @@
+"""The study's reference points, computed once and cached: baselines and the original config.
+
+The pixel original costs hours on a CPU, so its replay is cached per (task, data settings,
+config, epochs, device type) on disk and reused by every later study on this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from hpo.study.baselines import run_baselines
+from hpo.tasks.base import Task
+from hpo.train.config import Config
+from hpo.train.data import TaskData
+from hpo.train.loop import train
+from hpo.util.outcomes import Diverged, Outcome, TrainingError
+
+Echo = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    """HPO_CACHE_DIR, else $XDG_CACHE_HOME/hpo, else ~/.cache/hpo."""
+    if os.environ.get("HPO_CACHE_DIR"):
+        return Path(os.environ["HPO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hpo"
+
+
+def key_of(**parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached(kind: str, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict, bool]:
+    """(result, was_cached) for the JSON-able result of compute(), stored under cache_dir()."""
+    path = cache_dir() / kind / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_suffix(".lock")):
+        if path.exists():
+            try:
+                return json.loads(path.read_text()), True
+            except (OSError, json.JSONDecodeError):
+                pass  # a damaged entry is recomputed
+        result = compute()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)
+        return result, False
+
+
+ORIGINALS_VERSION = 2  # bump when what a cached replay holds changes (2: its outcome)
+
+
+def original_key(task: Task, settings: dict, config: Config, device: str, seed: int) -> str:
+    """The cache key of one replay of the original (also read by `hpo diagnose`)."""
+    return key_of(
+        version=ORIGINALS_VERSION,
+        task=task.name,
+        data=settings,
+        config=config.to_dict(),
+        device=device,
+        seed=seed,
+    )
+
+
+def original_config(task: Task, epochs: int | None) -> Config:
+    """The user's config with the replay's epoch budget (its own epochs unless capped)."""
+    return task.original.replace(epochs=min(epochs or task.original.epochs, task.original.epochs))
+
+
+def replay_original(
+    task: Task,
+    settings: dict[str, Any],
+    data: TaskData,
+    device: Any,
+    epochs: int | None,
+    echo: Echo,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train the original config (cached). Returns metrics, history and how it ended."""
+    config = original_config(task, epochs)
+    key = original_key(task, settings, config, device.type, seed)
+
+    def compute() -> dict[str, Any]:
+        echo(
+            f"replaying the original {task.name} config ({task.original_note}) for "
+            f"{config.epochs} of its {task.original.epochs} epochs on {device.type}; the result "
+            "is cached for later studies (--no-original skips it)"
+        )
+        t0 = time.monotonic()
+
+        def report(epoch: int, metrics: dict[str, float]) -> None:
+            seconds = metrics["epoch_seconds"]
+            left = (config.epochs - epoch) * seconds
+            value = metrics[task.metric]
+            echo(
+                f"  original epoch {epoch}/{config.epochs}: {task.metric} {value:.4g}"
+                f" ({seconds:.1f} s/epoch, ~{left / 60:.1f} min left)"
+            )
+
+        status, reason, history, outcome = "ok", "", [], Outcome.COMPLETE
+        try:
+            result = train(
+                config, data, device=device, seed=seed, report=report, augment=task.augment
+            )
+            history = result.history
+        except Diverged as e:
+            status, reason, outcome = "diverged", str(e), e.outcome
+        except (TrainingError, ValueError) as e:  # e.g. the net does not fit the image size
+            status, reason, outcome = "error", str(e), Outcome.FAILED
+        metrics = dict(history[-1]) if history else {}
+        return {
+            "metrics": metrics,
+            "history": history,
+            "epochs": len(history),
+            "of_epochs": task.original.epochs,
+            "status": status,
+            "outcome": outcome.value,
+            "reason": reason,
+            "seconds": time.monotonic() - t0,
+            "params": config.params(),
+            "device": device.type,
+            "seed": seed,
+        }
+
+    result, was_cached = cached("originals", key, compute)
+    if was_cached:
+        echo(f"original {task.name} config: cached replay ({result['epochs']} epochs)")
+    return result
+
+
+def baselines(task: Task, settings: dict[str, Any], data: TaskData, echo: Echo) -> dict[str, Any]:
+    """{name: metrics} of the task's scikit-learn baselines on the same splits (cached)."""
+    key = key_of(task=task.name, data=settings, baselines=task.baselines)
+
+    def compute() -> dict[str, Any]:
+        echo(f"fitting baseline(s) {', '.join(task.baselines)} on the same train/validation split")
+        return run_baselines(task.baselines, data)
+
+    result, _ = cached("baselines", key, compute)
+    return result

@@ -1,0 +1,331 @@
+"""The training loop: train(config, data, ...) -> Result. Knows neither Optuna nor MLflow."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpo.train.augment import flip_crop
+from hpo.train.config import Config
+from hpo.train.data import Split, TaskData, batch_indices, to_float
+from hpo.train.models import Net, build_model
+from hpo.train.optim import (
+    LOOKAHEAD_EVERY,
+    Lookahead,
+    l1_thresholds,
+    lookahead_decay,
+    make_optimizer,
+    set_lr,
+    shrink_l1,
+)
+from hpo.util.outcomes import Diverged, OutOfTime
+
+STEM_FIT_IMAGES = 5_000  # images the whitening stem is fitted on (airbench: 5,000)
+# cuDNN's kernel search (torch.backends.cudnn.benchmark): off. It times every algorithm for
+# each new layer shape, once per process, and a study keeps meeting new shapes. On an H200
+# (benchmarks/cudnn_tuning.py, RESULTS §6) it made the first epoch of the recipe's neighbours
+# 3-4 s slower (3.6 vs 0.5 s at width 1.5; 2 s trials) and their later epochs no faster
+# (0.225 / 0.223 s recipe, 0.340 / 0.362 s width 1.5, 0.503 / 0.433 s width 1.25 batch 512).
+CUDNN_BENCHMARK = False
+FIRST_EPOCH_ALLOWANCE = 3  # x a GPU trial's time limit: its first epoch's own cap (TimeLimit)
+
+Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise to stop
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """Seconds a run may take (a study's trial_timeout), all seeds together.
+
+    On a GPU (`warm_up`) the first epoch pays one-off costs that say nothing about what the
+    config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape
+    (where CUDNN_BENCHMARK is on), the stem's fit. On an H200 the first trial of a cifar10
+    study took over 12 s before its first epoch ended, then ~0.25 s an epoch. So there the
+    limit counts from the end of the first epoch, which has a cap of its own
+    (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the first epoch costs what the others do, and
+    the limit counts from the start.
+    """
+
+    seconds: float
+    warm_up: bool = False
+
+    @classmethod
+    def on(cls, device: torch.device, seconds: float | None) -> TimeLimit | None:
+        return None if seconds is None else cls(seconds, warm_up=device.type == "cuda")
+
+    def first_due(self, start: float) -> float:
+        return start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
+
+    def due_after_first(self, start: float, now: float) -> float:
+        return (now if self.warm_up else start) + self.seconds
+
+
+@dataclass
+class Result:
+    """What a finished training run gives back."""
+
+    metrics: dict[str, float]  # the last epoch's metrics
+    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    model: Net | None = None
+
+
+def metrics_for(kind: str, out: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Task metrics of predictions `out` against targets `y` (one sync at the end)."""
+    if kind == "regression":
+        mse = F.mse_loss(out, y)
+        var = y.var(dim=0, unbiased=False).clamp_min(1e-12)
+        r2 = 1.0 - ((out - y) ** 2).mean(dim=0) / var  # per target, then averaged (sklearn)
+        # prediction spread / target spread: ~0 when a net predicts the mean for every input
+        spread = (out.std(dim=0, unbiased=False) / var.sqrt()).mean()
+        values = torch.stack([mse, r2.mean(), spread]).tolist()
+        return {
+            f"{prefix}_loss": values[0],
+            f"{prefix}_mse": values[0],
+            f"{prefix}_r2": values[1],
+            f"{prefix}_pred_spread": values[2],
+        }
+    loss = F.cross_entropy(out, y)
+    accuracy = (out.argmax(dim=1) == y).float().mean()
+    majority = torch.bincount(y).max() / y.numel()  # accuracy of always guessing the top class
+    values = torch.stack([loss, accuracy, accuracy - majority]).tolist()
+    return {
+        f"{prefix}_loss": values[0],
+        f"{prefix}_accuracy": values[1],
+        f"{prefix}_over_chance": values[2],
+    }
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Model outputs for uint8 images `x`, in eval mode, batch by batch (float32)."""
+    was_training = model.training
+    model.eval()
+    channels_last = device.type == "cuda"
+    outs = []
+    for idx in batch_indices(x.shape[0], batch_size, None, x.device):
+        with _autocast(device):
+            outs.append(model(to_float(x[idx], channels_last)).float())
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, split: Split, kind: str, batch_size: int, prefix: str = "val"):
+    """Metrics of `model` on a split."""
+    out = predict(model, split.x, batch_size, split.x.device)
+    return metrics_for(kind, out, split.y, prefix)
+
+
+class Trainer:
+    """One training run, advanced an epoch at a time (several seeds can step in lockstep)."""
+
+    def __init__(
+        self,
+        config: Config,
+        data: TaskData,
+        *,
+        device: torch.device,
+        seed: int = 0,
+        deadline: float | None = None,
+        augment: bool = False,
+        validate: bool = True,
+    ) -> None:
+        config = config.scaled_to(len(data.train))  # smaller batch on small data, if asked
+        self.config, self.data, self.device = config, data, device
+        self.deadline, self.validate = deadline, validate
+        self.augment = augment and config.augment  # the task's images can be flipped/cropped
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
+        torch.manual_seed(seed)  # weight init; shuffle order has its own generator below
+        model = build_model(config, data.image_shape, data.n_outputs).to(device)
+        self.channels_last = device.type == "cuda" and bool(config.conv_channels)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.stem = model.stem()
+        if self.stem is not None:
+            self.stem.fit(to_float(data.train.x[:STEM_FIT_IMAGES]))
+        self.model = model
+        self.optimizer = make_optimizer(config, model)
+        self.shuffle = torch.Generator(device=device).manual_seed(seed)
+        self.n = len(data.train)
+        self.flip_bits = None
+        if self.augment and config.aug_flip == "alternating":  # each image's flip at epoch 1
+            self.flip_bits = (
+                torch.randint(0, 2, (self.n,), generator=self.shuffle, device=device) == 1
+            )
+        self.averaged = Lookahead(model) if config.lookahead else None
+        self.steps_per_epoch = math.ceil(self.n / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.eval_batch = (
+            max(config.batch_size, 256) if device.type == "cuda" else config.batch_size
+        )
+        # A finiteness check syncs (and on CUDA stalls the pipeline): every few steps only;
+        # a diverged run still stops within that many steps.
+        self.check_every = 8 if device.type == "cpu" else 25
+        self.constrained = config.max_norm > 0
+        self.l1_weights = model.l1_weights() if config.l1 > 0 else []
+        self.fixed_lr = config.schedule == "constant"
+        if self.fixed_lr:
+            set_lr(self.optimizer, config, 0, self.total_steps, self.steps_per_epoch)
+        self.history: list[dict[str, float]] = []
+        self.step = 0
+
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch, then evaluate; returns (and records) the epoch's metrics."""
+        config, data, model, optimizer = self.config, self.data, self.model, self.optimizer
+        epoch = len(self.history) + 1
+        if self.stem is not None:
+            self.stem.conv.bias.requires_grad_(epoch <= config.stem_bias_epochs)
+        # train one epoch
+        model.train()
+        t0 = time.monotonic()
+        loss_sum = torch.zeros((), device=self.device)
+        for i, idx in enumerate(
+            batch_indices(self.n, config.batch_size, self.shuffle, self.device)
+        ):
+            if not self.fixed_lr:
+                set_lr(optimizer, config, self.step, self.total_steps, self.steps_per_epoch)
+            x = to_float(data.train.x[idx], self.channels_last)
+            if self.augment:
+                flips = None  # random
+                if self.flip_bits is not None:  # every other epoch, every image flips
+                    flips = self.flip_bits[idx] ^ (epoch % 2 == 0)
+                x = flip_crop(x, pad=config.aug_pad, generator=self.shuffle, flips=flips)
+            with _autocast(self.device):
+                out = model(x)
+            loss = _loss(config, data.kind, out.float(), data.train.y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if self.constrained:
+                model.apply_constraints()
+            if self.l1_weights:
+                shrink_l1(self.l1_weights, l1_thresholds(optimizer, self.l1_weights, config.l1))
+            loss_sum.add_(loss.detach(), alpha=idx.numel())
+            self.step += 1
+            if self.averaged is not None:
+                if self.step % LOOKAHEAD_EVERY == 0:
+                    self.averaged.update(lookahead_decay(self.step, self.total_steps))
+                if self.step == self.total_steps:
+                    self.averaged.update(1.0)  # end on the average itself
+            if (i + 1) % self.check_every == 0 and not torch.isfinite(loss_sum):
+                raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise OutOfTime(f"time budget ran out during epoch {epoch}", self.history)
+        train_loss = (loss_sum / self.n).item()  # also syncs the device before timing
+        seconds = time.monotonic() - t0
+        if not math.isfinite(train_loss):
+            raise Diverged(f"loss became {train_loss} at epoch {epoch}")
+        # evaluate
+        metrics = {"train_loss": train_loss}
+        if self.validate:  # off for the final retrain on train + validation
+            # Test-time augmentation (6 forward passes an image at tta 2) only at the last
+            # epoch: the pruner compares every trial on plain predictions at its rungs, and
+            # earlier epochs cost one pass (on an H100, 0.07 s an epoch of a 3 s trial).
+            model.tta = config.tta if epoch == config.epochs else 0
+            metrics |= evaluate(model, data.val, data.kind, self.eval_batch)
+            model.tta = config.tta
+            if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
+                raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
+        metrics |= {
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": seconds,
+            "images_per_second": self.n / max(seconds, 1e-9),
+        }
+        self.history.append(metrics)
+        return metrics
+
+
+SeedsReport = Callable[[int, list[dict[str, float]]], None]  # (epoch, metrics of each seed)
+
+
+def train_seeds(
+    config: Config,
+    data: TaskData,
+    seeds: list[int],
+    *,
+    device: torch.device,
+    report: SeedsReport | None = None,
+    time_limit: TimeLimit | None = None,
+    augment: bool = False,
+    validate: bool = True,
+) -> list[Trainer]:
+    """The training loop: `config` under each seed, in lockstep, an epoch at a time, evaluating
+    on `data.val` after every epoch (unless not `validate`). A study's trial, `hpo train`, the
+    original's replay and `hpo diagnose` all train through it.
+
+    `report(epoch, per_seed)` gets each epoch (1-based) with one metrics dict per seed, and may
+    raise to stop the run (pruning, solved, hopeless). Past `time_limit` (see TimeLimit)
+    OutOfTime is raised. `augment`: whether the task's images may be flipped and cropped (when
+    config.augment). Returns the trainers: their history and model.
+    """
+    start = time.monotonic()
+    first_due = None if time_limit is None else time_limit.first_due(start)
+    trainers = [
+        Trainer(
+            config,
+            data,
+            device=device,
+            seed=seed,
+            deadline=first_due,
+            augment=augment,
+            validate=validate,
+        )
+        for seed in seeds
+    ]
+    for epoch in range(1, config.epochs + 1):
+        per_seed = [t.run_epoch() for t in trainers]
+        if epoch == 1 and time_limit is not None:  # on a GPU the limit proper starts now
+            due = time_limit.due_after_first(start, time.monotonic())
+            for t in trainers:
+                t.deadline = due
+        if report is not None:  # may raise to stop
+            report(epoch, per_seed)
+    return trainers
+
+
+def train(
+    config: Config,
+    data: TaskData,
+    *,
+    device: torch.device,
+    seed: int = 0,
+    report: Report | None = None,
+    time_limit: TimeLimit | None = None,
+    augment: bool = False,
+    keep_model: bool = False,
+    validate: bool = True,
+) -> Result:
+    """One seed of train_seeds; `report(epoch, metrics)` gets that seed's metrics."""
+    (trainer,) = train_seeds(
+        config,
+        data,
+        [seed],
+        device=device,
+        report=None if report is None else lambda epoch, per_seed: report(epoch, per_seed[0]),
+        time_limit=time_limit,
+        augment=augment,
+        validate=validate,
+    )
+    return Result(
+        metrics=trainer.history[-1],
+        history=trainer.history,
+        model=trainer.model if keep_model else None,
+    )
+
+
+def _loss(config: Config, kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if kind == "regression":
+        return F.mse_loss(out, y)
+    return F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+
+
+def _autocast(device: torch.device):
+    # bf16 on CUDA: tensor-core speed without loss scaling; CPU stays float32.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

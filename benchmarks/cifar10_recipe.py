@@ -265,7 +265,8 @@ def main() -> None:
             f"| median s | rounds |\n| --- | ---: | ---: |"
         )
         print(
-            f"| hpo.train.loop, training steps only | {statistics.median(ours):.2f} | {len(ours)} |"
+            f"| hpo.train.loop, training steps only | {statistics.median(ours):.2f} "
+            f"| {len(ours)} |"
         )
         print(
             f"| (each round: {', '.join(f'{v:.2f}' for v in ours)}; bare: "

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from hpo.cli.app import parse_data
-from hpo.train import loop as training  # noqa: E402
 from hpo.tasks import get_task  # noqa: E402
+from hpo.train import loop as training  # noqa: E402
 from hpo.train.config import Config  # noqa: E402
 from hpo.train.data import resolve_device  # noqa: E402
 from hpo.util.process import tune_malloc  # noqa: E402

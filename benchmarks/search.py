@@ -31,9 +31,10 @@ import optuna
 import torch
 
 from hpo.cli.app import parse_data
+from hpo.search.record import TrialRecord
 from hpo.study.options import Options, resolve_spec
 from hpo.study.queries import counts
-from hpo.study.runner import Runner, load_data
+from hpo.study.runner import StudyRunner
 from hpo.tasks import TASKS, cifar10, get_task
 from hpo.train.config import Config
 from hpo.train.data import Split
@@ -93,9 +94,9 @@ def in_memory(
     data: dict,
     device: str,
     epochs: int | None = None,
-) -> Runner:
+) -> StudyRunner:
     """A study of the task's shipped spec in memory (no tracking, no references), its data
-    loaded: trials run one by one through Runner._step."""
+    loaded: trials run one by one through StudyRunner._step."""
     options = Options(
         trials=trials,
         storage="memory",
@@ -115,9 +116,9 @@ def in_memory(
         spec = replace(spec, local_moves=arm.local_moves)
     if arm.prune_local_moves is not None:
         spec = replace(spec, prune_local_moves=arm.prune_local_moves)
-    runner = Runner(task, spec, options, lambda s: None)
+    runner = StudyRunner(task, spec, options, lambda s: None)
     runner.open()
-    runner.data = load_data(task, runner.settings, runner.device)
+    runner.load()
     return runner
 
 
@@ -140,8 +141,8 @@ def until_target(
         runner._step(None)
         if verbose:
             t = runner.study.trials[-1]
-            value = t.user_attrs.get("metrics", {}).get(metric)
-            why = t.user_attrs.get("prune_reason") or t.user_attrs.get("fail_reason") or ""
+            value = TrialRecord.of(t).metrics.get(metric)
+            why = TrialRecord.of(t).reason
             epochs = len(t.intermediate_values)
             print(
                 f"  trial {t.number} {t.state.name} {metric} {value} after {epochs} epochs"
@@ -149,7 +150,7 @@ def until_target(
                 flush=True,
             )
         done = [t for t in runner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        best = max([best] + [t.user_attrs.get("metrics", {}).get(metric, -math.inf) for t in done])
+        best = max([best] + [TrialRecord.of(t).metrics.get(metric, -math.inf) for t in done])
         if best >= target:
             return len(runner.study.trials), time.monotonic() - t0, best
     return math.inf, math.inf, best
@@ -164,7 +165,7 @@ def within_budget(
     device: str,
     epochs: int | None,
     verbose: bool = False,
-) -> tuple[int, float, Runner, optuna.trial.FrozenTrial | None]:
+) -> tuple[int, float, StudyRunner, optuna.trial.FrozenTrial | None]:
     """(trials finished within `seconds`, best metric among them, the runner, the best trial):
     no trial starts after the budget, and one that ends past it does not count."""
     task = get_task(task_name)
@@ -180,12 +181,12 @@ def within_budget(
             break
         t = runner.study.trials[-1]
         finished += 1
-        value = t.user_attrs.get("metrics", {}).get(metric)
+        value = TrialRecord.of(t).metrics.get(metric)
         if t.state == optuna.trial.TrialState.COMPLETE and value is not None:
             if sign * value > best:
                 best, best_trial = sign * value, t
         if verbose:
-            move = t.user_attrs.get("local_move")
+            move = TrialRecord.of(t).local_move
             print(
                 f"  {time.monotonic() - t0:6.0f} s trial {t.number} {t.state.name} {metric} "
                 f"{value} best {sign * best:.4f}" + (f"  [local: {move}]" if move else ""),
@@ -202,7 +203,7 @@ def held_out(settings: dict, images: int) -> np.ndarray:
     return np.flatnonzero(~np.isin(all_val, seen))[:images]
 
 
-def rescore(runner: Runner, trial: optuna.trial.FrozenTrial, seed: int, images: int) -> float:
+def rescore(runner: StudyRunner, trial: optuna.trial.FrozenTrial, seed: int, images: int) -> float:
     """`trial`'s config trained again under another seed on the same training images, scored
     on up to `images` validation images the search never saw: those outside `val_subset`
     (cifar10). The best of many noisy trials is flattered by its noise; this is not."""
@@ -213,7 +214,7 @@ def rescore(runner: Runner, trial: optuna.trial.FrozenTrial, seed: int, images: 
     held = torch.from_numpy(held_out(settings, images))
     val = runner.task.load(everything, runner.device).val
     unseen = Split(val.x[held.to(val.x.device)], val.y[held.to(val.y.device)])
-    config = Config.from_dict(trial.user_attrs["config"])
+    config = Config.from_dict(TrialRecord.of(trial).config)
     task = runner.task
     kept = train(
         config,

@@ -32,12 +32,15 @@ from types import SimpleNamespace
 import optuna
 
 import hpo.study.objective as objective_module
+import hpo.study.queries as queries_module
 import hpo.study.runner as runner_module
+import hpo.study.session as session_module
+from hpo.search.record import TrialRecord
 from hpo.study.options import Options
 from hpo.study.progress import Progress
 from hpo.study.session import run
 from hpo.tasks import get_task
-from hpo.track.runs import StudyLog
+from hpo.track.study_log import StudyLog
 
 OUT = Path(__file__).parent / "out"
 
@@ -57,8 +60,9 @@ PARTS = {
     "console": [(Progress, "trial_start"), (Progress, "epoch"), (Progress, "trial_end")],
     "study queries (budget, best)": [
         (runner_module, "counts"),
-        (runner_module.Runner, "check_surplus"),
-        (runner_module.Runner, "_best"),
+        (queries_module, "counts"),
+        (queries_module.Budget, "check_surplus"),
+        (runner_module.StudyRunner, "best"),
     ],
 }
 SPENT: dict[str, float] = defaultdict(float)
@@ -142,7 +146,7 @@ def main() -> None:
     objective_module.train_seeds = stand_in(get_task(args.task))
     rows = []
     marks: list[tuple[int, float, dict[str, float]]] = []  # (finished, time, SPENT) per trial
-    step = runner_module.Runner._step
+    step = runner_module.StudyRunner._step
 
     def counted_step(self, deadline):
         out = step(self, deadline)
@@ -150,26 +154,26 @@ def main() -> None:
             marks.append((len(marks) + 1, time.perf_counter(), dict(SPENT)))
         return out
 
-    runner_module.Runner._step = counted_step
-    optimize = runner_module.Runner.optimize
+    runner_module.StudyRunner._step = counted_step
+    optimize = runner_module.StudyRunner.optimize
     begun: list[tuple[int, float, dict[str, float]]] = []
 
     def timed_optimize(self):
         begun.append((0, time.perf_counter(), dict(SPENT)))
         return optimize(self)
 
-    runner_module.Runner.optimize = timed_optimize
+    runner_module.StudyRunner.optimize = timed_optimize
     summary_seconds = [0.0]
-    summary = runner_module.Runner.summary
+    summary = session_module.summary
 
-    def timed_summary(self, *a, **k):
+    def timed_summary(*a, **k):
         t0 = time.perf_counter()
         try:
-            return summary(self, *a, **k)
+            return summary(*a, **k)
         finally:
             summary_seconds[0] = time.perf_counter() - t0
 
-    runner_module.Runner.summary = timed_summary
+    session_module.summary = timed_summary
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         options = Options(
@@ -189,7 +193,7 @@ def main() -> None:
         stored = optuna.load_study(study_name=args.task, storage=options.storage).trials
         failed = [t for t in stored if t.state == optuna.trial.TrialState.FAIL]
         if failed:  # the stand-in no longer fits the objective: what was timed is not a trial
-            reason = failed[0].user_attrs.get("fail_reason")
+            reason = TrialRecord.of(failed[0]).reason
             raise SystemExit(
                 f"{len(failed)} trial(s) failed, e.g. trial {failed[0].number}: {reason}"
             )

@@ -7,6 +7,7 @@ import torch
 
 from hpo.diagnose import ablation
 from hpo.diagnose import changes as knobs
+from hpo.diagnose.runs import Run, Stopped
 from hpo.search.spec import Param
 from hpo.tasks import get_task
 from hpo.train.config import Config
@@ -77,10 +78,11 @@ def test_representative_values_and_stops():
 
 
 def test_reported_failure_is_checked_against_the_replay():
-    runs = [{"label": "ok", "metrics": {"val_accuracy": 0.77}}]
+    runs = [Run(0, 15, {"val_accuracy": 0.77}, False, "ok", Stopped.BUDGET)]
     cifar = ablation.reproduced("cifar10", runs)
     assert cifar["seeds"] == 0 and "60 %" in cifar["reported"]
-    assert ablation.reproduced("box", [{"label": "collapsed_to_mean", "metrics": {}}])["seeds"]
+    dead = Run(0, 1, {}, False, "collapsed_to_mean", Stopped.HOPELESS)
+    assert ablation.reproduced("box", [dead])["seeds"]
 
 
 def test_the_changes_the_search_made_are_screened_first():

@@ -10,7 +10,6 @@ import optuna
 import pytest
 
 from hpo.final.finalists import (
-    ATTR,
     Finalist,
     candidates,
     cost_seconds,
@@ -18,6 +17,8 @@ from hpo.final.finalists import (
     pick,
     plan,
 )
+from hpo.search import record
+from hpo.search.record import Score
 from hpo.study.queries import load
 from hpo.train.config import Config
 
@@ -74,14 +75,14 @@ def test_by_default_finalists_run_only_when_they_cost_a_quarter_of_the_study_or_
     assert [f.number for f in chosen] == [19, 18, 17] and seeds == [1, 2]
     assert cost_seconds(study, chosen, seeds) == pytest.approx(60.0)
     # scores kept from an earlier run are not paid again: 2 of 6 runs left, 20 s
-    study.set_user_attr(ATTR, {"19": {"1": 0.1, "2": 0.1}, "18": {"1": 0.1, "2": 0.1}})
+    record.set_rescored(study, {n: {1: Score(0.1), 2: Score(0.1)} for n in (19, 18)})
     assert cost_seconds(study, chosen, seeds) == pytest.approx(20.0)
     said.clear()
     chosen, _ = plan(study, None, 2, said.append)
     assert len(chosen) == 3 and not said
     for i in range(20, 40):  # a longer study affords them by default
         _add(study, i / 1000, Config(lr=0.01 * (i + 1)))
-    study.set_user_attr(ATTR, {})
+    record.set_rescored(study, {})
     assert len(plan(study, None, 2, said.append)[0]) == 3
 
 
@@ -95,8 +96,9 @@ def test_nothing_to_choose_between_means_no_finalists():
 
 
 def test_the_pick_is_the_best_fresh_score_and_a_failed_seed_rules_a_finalist_out():
-    def f(number, value, scores, maximize=True, worst=False):
-        return Finalist(number, value, Config(), 1.0, dict(enumerate(scores)), worst, maximize)
+    def f(number, value, scores, maximize=True, worst=False):  # a score or "failed: why"
+        scored = {seed: Score.of(v) for seed, v in enumerate(scores)}
+        return Finalist(number, value, Config(), 1.0, scored, worst, maximize)
 
     best, second, third = f(0, 0.95, [0.90, 0.91]), f(1, 0.94, [0.93, 0.92]), f(2, 0.9, [0.8])
     assert pick([best, second, third]) is second
@@ -129,8 +131,8 @@ def test_hpo_train_best_passes_over_a_lucky_trial(finished_study):
     assert "finalists: the best 2 trials (3, " in err, err
     assert f"picked trial {real.number} over the study's best, trial 3" in err, err
     assert train.stdout.startswith(f"trial {real.number}: "), train.stdout
-    kept = load("box", None).user_attrs[ATTR]
-    assert set(kept) == {"3", str(real.number)} and all(len(v) == 2 for v in kept.values())
+    kept = record.rescored(load("box", None))
+    assert set(kept) == {3, real.number} and all(len(v) == 2 for v in kept.values())
     again = cli("train", "box", "--best", "--finalists", "2")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "(done before)" in again.stderr and f"picked trial {real.number}" in again.stderr

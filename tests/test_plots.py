@@ -12,8 +12,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from hpo import report as plots
 from hpo.report import figure_parts as plots_common
-from hpo.report import figures as plots
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -1,6 +1,7 @@
-"""The fast-recipe ingredients (hpo.train.config fields, hpo.train.models, hpo.train.loop), each against what it
-promises: whitened patches, identity init, the BN groups, averaged weights, the schedules,
-alternating flips, test-time augmentation and small-data batch scaling."""
+"""The fast-recipe ingredients (hpo.train.config fields, hpo.train.models, hpo.train.loop),
+each against what it promises: whitened patches, identity init, the BN groups, averaged
+weights, the schedules, alternating flips, test-time augmentation and small-data batch
+scaling."""
 
 from __future__ import annotations
 
@@ -255,7 +256,7 @@ def test_tta_only_at_the_last_epochs_validation() -> None:
 
 def test_a_gpu_sized_trial_timeout_is_off_on_the_cpu() -> None:
     from hpo.study.options import Options
-    from hpo.study.runner import Runner
+    from hpo.study.runner import StudyRunner as Runner
     from hpo.tasks import get_task
 
     raw = {"task": "box", "study": {"trial_timeout": 12, "trial_timeout_device": "cuda"}}

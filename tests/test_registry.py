@@ -18,8 +18,8 @@ def test_a_gpu_machine_checks_the_model_where_it_was_saved(scratch, monkeypatch,
     terminal. Here the machine answers as a GPU machine does."""
     import mlflow
 
+    from hpo.track.client import Tracker
     from hpo.track.model import PREDICTION_DEVICE, log_model
-    from hpo.track.runs import Tracker
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv(PREDICTION_DEVICE, raising=False)

@@ -10,8 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from hpo.search.samplers import LocalMoves, RankStoppedByValue, as_ranked, neighbour
-from hpo.study.create import HyperbandAtRungs, make_sampler
+from hpo.search.moves import LocalMoves, neighbour
+from hpo.search.samplers import RankStoppedByValue, as_ranked
+from hpo.search.strategy import HyperbandAtRungs, make_sampler
 
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
 
@@ -80,7 +81,7 @@ def test_only_the_samplers_view_changes():
     assert study.best_trial.value < 0.6  # ... and best_trial still counts complete ones only
 
 
-# --- local moves around the best trial (hpo.search.samplers.LocalMoves) --------------------------------
+# --- local moves around the best trial (hpo.search.moves.LocalMoves) ------------------------
 
 CAT = optuna.distributions.CategoricalDistribution(["a", "b", "c", "d"])
 GRID = optuna.distributions.FloatDistribution(0.75, 1.5, step=0.25)

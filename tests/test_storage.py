@@ -1,5 +1,5 @@
-"""The study storage as hpo opens it (hpo.study.storage): Optuna's cache over a patient RDB storage,
-which also remembers study ids by name."""
+"""The study storage as hpo opens it (hpo.study.storage): Optuna's cache over a patient RDB
+storage, which also remembers study ids by name."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def test_study_reaches_its_budget_and_summarises(tiny_spec, storage):
     assert summary.finished == 4
     assert summary.best is not None and summary.best["state"] == "COMPLETE"
     assert "linear_regression" in summary.baselines
-    assert summary.original["epochs"] >= 1
+    assert summary.original.epochs >= 1
     assert any("trial 0 (1/4)" in line for line in lines)
     assert any("best so far" in line for line in lines)
 

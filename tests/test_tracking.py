@@ -233,7 +233,7 @@ def test_a_fast_trials_epochs_reach_mlflow_at_its_end_in_one_call_and_a_slow_one
     are sent at most every EPOCH_FLUSH_SECONDS, and at its end together with its final tags."""
     from types import SimpleNamespace
 
-    import hpo.track.runs as tracking
+    import hpo.track.study_log as tracking
 
     tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "epochs")
     task = SimpleNamespace(name="box", metric="val_mse", direction="minimize")

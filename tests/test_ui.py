@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hpo.ui import view as ui
 from hpo.ui import server as ui_server
+from hpo.ui import view as ui
 
 from .conftest import ROOT, hpo
 
@@ -151,7 +151,7 @@ def ui_running(store: str) -> Iterator[tuple[subprocess.Popen, str, set[int]]]:
 
 
 def test_killing_hpo_ui_outright_stops_its_mlflow_server(scratch: Path):
-    from hpo.track.runs import Tracker
+    from hpo.track.client import Tracker
 
     store = f"sqlite:///{scratch / 'mlflow.db'}"
     Tracker(store, "some-study")  # a store to serve

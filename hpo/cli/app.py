@@ -31,7 +31,8 @@ app = typer.Typer(
 )
 
 
-# the choices, from hpo.search.spec's registry (which the spec validation and the factories use too)
+# the choices, from hpo.search.spec's registry (the spec's validation and the factories use
+# it too)
 Sampler = StrEnum("Sampler", {name: name for name in SAMPLERS})
 Pruner = StrEnum("Pruner", {name: name for name in PRUNERS})
 

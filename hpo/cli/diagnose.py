@@ -88,5 +88,5 @@ def diagnose_cmd(
     )
     if tracking:
         run_id = diagnose_report.log_to_mlflow(result, storage, tracking_uri)
-        echo_err(f"MLflow: run {run_id} (kind=diagnosis) of experiment {result['study']!r}")
+        echo_err(f"MLflow: run {run_id} (kind=diagnosis) of experiment {result.study!r}")
     typer.echo(diagnose_report.render(result, format.value))

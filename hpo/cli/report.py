@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,15 +39,8 @@ def report(
     loaded = study_queries.load(study_name or task, storage)
     typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
     if plots:
-        from pathlib import Path
-
-        from hpo.report.figures import plots as draw
+        from hpo.report.figures import publish
 
         Path(plots).mkdir(parents=True, exist_ok=True)
-        paths = draw(loaded, plots)
-        parent = loaded.user_attrs.get("mlflow_parent_run_id")
-        if parent:
-            from hpo.track.runs import Tracker
-
-            Tracker(tracking_uri, loaded.study_name).log_files(parent, paths)
+        paths = publish(loaded, plots, tracking_uri)
         echo_err(f"wrote {len(paths)} plot(s) to {plots}")

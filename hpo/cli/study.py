@@ -21,9 +21,15 @@ from hpo.cli.app import (
     echo_err,
     parse_data,
 )
+from hpo.search.space import help_lines
+
+KNOBS_HELP = (
+    "Knobs a spec's [space] can search (hpo.search.space.KNOBS), in the order a trial draws "
+    "them:\n\n\b\n" + "\n".join(help_lines())
+)
 
 
-@app.command()
+@app.command(epilog=KNOBS_HELP)
 def study(
     task: Annotated[str, typer.Argument(help="Task to study (see `hpo tasks`).")],
     trials: Annotated[
@@ -130,8 +136,7 @@ def study(
 ) -> None:
     """Create or resume a study and run it until it holds --trials finished trials."""
     from hpo.study.options import Options
-    from hpo.study.workers import DEADLINE_ENV, WORKER_ENV
-    from hpo.util.outcomes import Stop
+    from hpo.study.workers import WORKER_ENV, inherited_deadline, run_study, worker_index
 
     overrides = parse_data(data or [])
     if subset is not None:  # the task checks its range (one line, exit 2)
@@ -142,10 +147,8 @@ def study(
         from hpo.track.server import tracking_uri as resolve_tracking
 
         check_server(resolve_tracking(tracking_uri))
-    deadline = None
-    if worker and os.environ.get(DEADLINE_ENV):  # the parent's deadline, not our own
-        deadline = float(os.environ[DEADLINE_ENV])
-    elif timeout is not None:
+    deadline = inherited_deadline() if worker else None  # a worker keeps its parent's
+    if deadline is None and timeout is not None:
         deadline = (STARTED[0] if STARTED else time.time()) + timeout
     if data_dir:
         os.environ["HPO_DATA_DIR"] = data_dir  # read by the tasks that download data
@@ -169,36 +172,29 @@ def study(
         data=overrides,
         deadline=deadline,
         worker=worker,
+        worker_index=worker_index(),
     )
-    code = 0
-    if workers > 1:  # before torch and optuna are imported here: the workers start at once
-        from hpo.study.storage import storage_url
-        from hpo.study.workers import spawn
+    summary, code = run_study(task, options, workers, ARGV, echo_err, _plots, _meanwhile)
+    if summary is not None:
+        from hpo.report.summary import format_summary
 
-        def load() -> None:  # the summary's imports, while the workers train
-            import mlflow  # noqa: F401
-
-            import hpo.study.session  # noqa: F401
-
-        code = spawn(ARGV, workers, storage_url(storage), deadline, meanwhile=load)
-        if code not in (0, 1):  # 1: a worker stopped on failing trials; the summary still helps
-            raise typer.Exit(code)
-    from hpo.report.summary import format_summary
-    from hpo.study import session as runner
-
-    if workers > 1:  # every worker has stopped: the parent only sums up what they filled
-        summary = runner.summarize(task, options, echo_err)
-    else:
-        summary = runner.run(task, options, echo_err)
-    if options.worker:  # a worker of --workers K: the parent sums up, once
-        if summary.stop is Stop.FAILURES:
-            echo_err(f"worker {os.environ[WORKER_ENV]} stopped early: {summary.stopped}")
-            raise typer.Exit(1)
-        return
-    typer.echo(format_summary(summary))
-    if summary.stopped:
-        echo_err(f"stopped early: {summary.stopped}")
-        if summary.stop is Stop.FAILURES:
-            raise typer.Exit(1)
-    if workers > 1 and code:
+        typer.echo(format_summary(summary))
+        if summary.stopped:
+            echo_err(f"stopped early: {summary.stopped}")
+    if code:
         raise typer.Exit(code)
+
+
+def _meanwhile() -> None:
+    """The summary's imports, while the workers of --workers K train."""
+    import mlflow  # noqa: F401
+
+    import hpo.report.figures  # noqa: F401
+    import hpo.study.session  # noqa: F401
+
+
+def _plots(*args):
+    """The study's plots (hpo.report.figures), drawn where the study sums up."""
+    from hpo.report.figures import plots
+
+    return plots(*args)

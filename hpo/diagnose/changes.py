@@ -1,6 +1,7 @@
-"""The knobs of a config that an ablation changes: a knob's value in a config, whether it does
-anything there, the Config fields that setting it changes, the values a search-space parameter
-offers, and the single changes from the original (and back from the best config)."""
+"""The changes an ablation tries: the values of a search-space parameter worth trying, the
+single changes from the original (the user's knobs first), and the reverse, from the best
+config back toward the original. What a knob is, and when it does anything, comes from the one
+table of knobs (hpo.search.space)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hpo.search.space import BY_NAME, fields_of, knob_updates, knob_value
 from hpo.search.spec import Param
 from hpo.train.config import Config
 
@@ -43,70 +45,19 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-# knobs: a name from the search space (or a Config field) and its value in a config
-
-
-def knob_value(config: Config, knob: str) -> Any:
-    """The value of `knob` in `config` (per-block knobs: one value when all blocks agree)."""
-    if knob == "depth":
-        return len(config.conv_channels)
-    if knob == "dense_layers":
-        return len(config.dense_units)
-    if knob in ("conv_channels", "conv_kernel", "dense_units"):
-        values = getattr(config, knob)
-        return values[0] if len(set(values)) == 1 else values
-    if knob == "width":
-        return 1.0
-    return getattr(config, knob)
-
-
-def relevant(config: Config, knob: str) -> bool:
-    """Whether `knob` does anything in `config` (momentum without SGD does not)."""
-    conv = {"conv_channels", "conv_kernel", "downsample", "residual", "conv_dropout", "width"}
-    conv |= {"global_pool", "convs_per_block"}
-    if knob in conv:
-        return bool(config.conv_channels)
-    if knob in ("dense_units", "dense_dropout", "max_norm"):
+def relevant(config: Config, name: str) -> bool:
+    """Whether knob (or Config field) `name` does anything in `config`: the knob's condition in
+    hpo.search.space.KNOBS; of the fields no spec searches, max_norm needs a hidden dense layer
+    and lr_decay the keras_decay schedule. The epoch budget is not a knob here."""
+    if name in SKIPPED:
+        return False
+    if name in BY_NAME:
+        return BY_NAME[name].relevant(fields_of(config))
+    if name == "max_norm":
         return bool(config.dense_units)
-    if knob in ("activation", "batch_norm") and not (config.conv_channels or config.dense_units):
-        return False  # a net with no hidden layer (linear) has neither
-    if knob in ("momentum", "nesterov"):
-        return config.optimizer == "sgd"
-    if knob.startswith("bn_"):
-        return config.batch_norm
-    if knob in ("lr_start", "lr_peak_at", "lr_end"):
-        return config.schedule == "onecycle"
-    if knob == "warmup_epochs":
-        return config.schedule == "cosine"
-    if knob == "lr_decay":
+    if name == "lr_decay":
         return config.schedule == "keras_decay"
-    if knob in ("aug_pad", "aug_flip"):
-        return config.augment
-    return knob not in SKIPPED
-
-
-def knob_updates(config: Config, knob: str, value: Any) -> dict[str, Any]:
-    """The Config fields that set `knob` to `value` in `config`."""
-    if knob == "depth":
-        n, old = value, config.conv_channels
-        extend = n - len(old)
-        channels = old[:n] + (old[-1] if old else 32,) * max(extend, 0)
-        kernels = config.conv_kernel[:n] + ((config.conv_kernel or (3,))[-1],) * max(extend, 0)
-        padding = config.conv_padding[:n] + ("same",) * max(extend, 0)
-        return {
-            "conv_channels": channels,
-            "conv_kernel": kernels if config.conv_kernel or n else (),
-            "conv_padding": padding if config.conv_padding else (),
-        }
-    if knob == "dense_layers":
-        old = config.dense_units
-        return {"dense_units": old[:value] + (old[-1] if old else 128,) * max(value - len(old), 0)}
-    if knob in ("conv_channels", "conv_kernel", "dense_units"):
-        n = len(config.dense_units if knob == "dense_units" else config.conv_channels)
-        return {knob: (value,) * n}
-    if knob == "width":
-        return {"conv_channels": tuple(max(1, round(c * value)) for c in config.conv_channels)}
-    return {knob: value}
+    return True
 
 
 def representative(param: Param) -> list[Any]:

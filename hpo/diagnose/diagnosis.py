@@ -15,6 +15,10 @@ from optuna.distributions import CategoricalDistribution
 
 from hpo.diagnose import ablation
 from hpo.diagnose import changes as knobs
+from hpo.diagnose.answer import Answer
+from hpo.diagnose.runs import Run, Stopped
+from hpo.search import record
+from hpo.search.record import Replay
 from hpo.search.spec import PER_BLOCK, Param, SpecError, default_spec_path, load_spec
 from hpo.study import references
 from hpo.study.queries import best_trial as best_trial_of
@@ -26,7 +30,6 @@ from hpo.train.labels import diagnose
 from hpo.train.loop import Trainer
 from hpo.train.seeds import seed_list
 from hpo.util.errors import UserError
-from hpo.util.outcomes import Outcome
 
 Echo = Callable[[str], None]
 
@@ -34,8 +37,8 @@ Echo = Callable[[str], None]
 def original_epochs_of(study: Any, task_name: str) -> int | None:
     """The original's replay budget the study was created with (its spec's original_epochs,
     `--spec` included); for a study from before hpo recorded it, the shipped spec's."""
-    if "original_epochs" in study.user_attrs:
-        return study.user_attrs["original_epochs"]
+    if record.has_original_epochs(study):
+        return record.info(study).original_epochs
     return _spec_original_epochs(task_name)
 
 
@@ -86,7 +89,7 @@ def epoch_seconds(config: Config, data: TaskData, device: Any, task: Any) -> flo
     return per_image * (len(data.train) + len(data.val) / 3)  # evaluation: ~1/3 of a step
 
 
-def _cached_original(task, settings, config: Config, device, seed: int) -> dict | None:
+def _cached_original(task, settings, config: Config, device, seed: int) -> Run | None:
     """The study's replay of the original for this seed (hpo.study.references' cache), if any, as
     an ablation run (its full budget: it was not stopped early)."""
     key = references.original_key(task, settings, config, device.type, seed)
@@ -97,17 +100,96 @@ def _cached_original(task, settings, config: Config, device, seed: int) -> dict 
         found = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    history = found.get("history") or []
-    return {
-        "seed": seed,
-        "epochs": len(history),
-        "metrics": dict(history[-1]) if history else {},
-        "solved": bool(history) and task.solved(history[-1]),
-        "label": diagnose(history, found.get("outcome", Outcome.FAILED)),
-        "stopped": "budget" if found.get("status") == "ok" else "error",
-        "reason": found.get("reason", ""),
-        "seconds": found.get("seconds", 0.0),
-    }
+    replay = Replay.of(found)
+    history = replay.history
+    return Run(
+        seed=seed,
+        epochs=len(history),
+        metrics=dict(history[-1]) if history else {},
+        solved=bool(history) and task.solved(history[-1]),
+        label=diagnose(history, replay.outcome),
+        stopped=Stopped.BUDGET if replay.status == "ok" else Stopped.ERROR,
+        reason=replay.reason,
+        seconds=replay.seconds,
+        outcome=replay.outcome,
+    )
+
+
+def cost_line(
+    per_epoch: float, seeds: int, changes: int, runs: int, budget: int, screen_all: bool
+) -> str:
+    """What `hpo diagnose` will cost at most, from an epoch of the original timed here."""
+    return (
+        f"cost: ~{per_epoch:.0f} s an epoch of the original here (timed on 3 batches); "
+        f"the original and the best config on {seeds} seeds, {changes} single changes "
+        f"screened on 1 seed{'' if screen_all else ' until one succeeds on all seeds'}, "
+        f"each run <= {budget} epochs: at most ~{runs * budget * per_epoch / 60:.0f} "
+        "min, usually far less (runs stop once solved or hopeless; --epochs and "
+        "--data KEY=VALUE shrink it)"
+    )
+
+
+def _original_run(runner: ablation.Runner, original: Config, seed: int) -> Run:
+    """The original under `seed`: the study's replay where it is cached, else trained."""
+    task = runner.task
+    found = _cached_original(task, runner.settings, original, runner.device, seed)
+    if found is None:
+        return runner.run(original, seed, "original")
+    runner.echo(f"  original seed {seed}: {ablation.describe(found, task)} (study's replay)")
+    return found
+
+
+def _where(task: Any, study: Any, device: str, data: dict | None) -> tuple[Any, dict]:
+    """(the device, the data settings: the study's, with `data` laid over them)."""
+    try:
+        return resolve_device(device), task.settings(
+            (record.info(study).data or {}) | (data or {})
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _best(study: Any) -> tuple[Any, Config]:
+    """(the study's best trial, its config); a UserError before one completed."""
+    try:
+        best_trial = best_trial_of(study)
+    except ValueError:
+        raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
+    return best_trial, Config.from_dict(record.TrialRecord.of(best_trial).config)
+
+
+def _fixes(
+    runner: ablation.Runner,
+    original: Config,
+    changes: list,
+    seeds: list[int],
+    screen_all: bool,
+    orig: dict[str, Any],
+) -> dict[str, Any]:
+    """The single changes from the original (and a greedy set), unless it needs none."""
+    if ablation.confirmed(orig):
+        runner.echo("the original succeeds on every seed here: nothing to ablate")
+        return {"singles": [], "screened": 0, "of": len(changes), "smallest": None}
+    runner.echo(
+        f"single changes from the original ({len(changes)}; those toward the study's best "
+        f"config first), screened on seed {seeds[0]}:"
+    )
+    return ablation.forward(runner, original, changes, seeds, screen_all, orig["success_value"])
+
+
+def _best_and_back(
+    runner: ablation.Runner, best: Config, original: Config, seeds: list[int], reverse: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The best config over the seeds, and (with `reverse`) the original's values put back
+    into it one at a time."""
+    found = ablation.summarise(
+        [runner.run(best, s, "best") for s in seeds], runner.task, len(seeds)
+    )
+    if not reverse:
+        return found, []
+    runner.echo("from the best config, one original value put back at a time:")
+    solved = found["runs"][0].solved
+    return found, ablation.backward(runner, best, original, seeds, confirm=solved)
 
 
 def run(
@@ -124,89 +206,48 @@ def run(
     screen_all: bool = False,
     full_budget: bool = False,
     reverse: bool = True,
-) -> dict[str, Any]:
+) -> Answer:
     """Replay the original, ablate it, and reverse-ablate the study's best; the answer."""
     t_start = time.monotonic()
     task = get_task(task_name)
     study = load(study_name or task_name, storage)
-    try:
-        best_trial = best_trial_of(study)
-    except ValueError:
-        raise UserError(f"study {study.study_name!r} has no complete trial yet") from None
-    best = Config.from_dict(best_trial.user_attrs["config"])
+    best_trial, best = _best(study)
     if epochs is None:  # the same budget as the study's replay: its spec's original_epochs
         epochs = original_epochs_of(study, task_name)
     budget = min(epochs or task.original.epochs, task.original.epochs)
     original = task.original.replace(epochs=budget)
-    try:
-        dev = resolve_device(device)
-        settings = task.settings((study.user_attrs.get("data") or {}) | (data or {}))
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    dev, settings = _where(task, study, device, data)
     loaded = task.load(settings, dev)
     chosen = seed_list(base_seed, seeds)
-    space = study_space(study, task.name)
-    changes = knobs.single_changes(original, space, toward=best)
-
-    # the cost, first
-    per_epoch = epoch_seconds(original, loaded, dev, task)
-    runs_worst = seeds * (2 + len(changes)) + len(knobs.reverse_changes(best, original))
+    changes = knobs.single_changes(original, study_space(study, task.name), toward=best)
+    per_epoch = epoch_seconds(original, loaded, dev, task)  # the cost, first
     if per_epoch is not None:
-        echo(
-            f"cost: ~{per_epoch:.0f} s an epoch of the original here (timed on 3 batches); "
-            f"the original and the best config on {seeds} seeds, {len(changes)} single changes "
-            f"screened on 1 seed{'' if screen_all else ' until one succeeds on all seeds'}, "
-            f"each run <= {budget} epochs: at most ~{runs_worst * budget * per_epoch / 60:.0f} "
-            "min, usually far less (runs stop once solved or hopeless; --epochs and "
-            "--data KEY=VALUE shrink it)"
-        )
+        runs = seeds * (2 + len(changes)) + len(knobs.reverse_changes(best, original))
+        echo(cost_line(per_epoch, seeds, len(changes), runs, budget, screen_all))
     runner = ablation.Runner(task, loaded, settings, dev, budget, echo, full_budget=full_budget)
     echo(f"original config ({task.original_note}), {budget} epochs, {seeds} seeds:")
-    orig_runs = []
-    for s in chosen:
-        found = _cached_original(task, settings, original, dev, s)
-        if found is not None:
-            echo(f"  original seed {s}: {ablation.describe(found, task)} (study's replay)")
-        orig_runs.append(found or runner.run(original, s, "original"))
+    orig_runs = [_original_run(runner, original, s) for s in chosen]
     orig = ablation.summarise(orig_runs, task, seeds)
-    repro = ablation.reproduced(task.name, orig_runs)
-
-    fixes: dict[str, Any]
-    if ablation.confirmed(orig):
-        echo("the original succeeds on every seed here: nothing to ablate")
-        fixes = {"singles": [], "screened": 0, "of": len(changes), "smallest": None}
-    else:
-        echo(
-            f"single changes from the original ({len(changes)}; those toward the study's best "
-            f"config first), screened on seed {chosen[0]}:"
-        )
-        fixes = ablation.forward(
-            runner, original, changes, chosen, screen_all, orig["success_value"]
-        )
+    fixes = _fixes(runner, original, changes, chosen, screen_all, orig)
     echo(f"best config of study {study.study_name!r} (trial {best_trial.number}), {seeds} seeds:")
-    found_best = ablation.summarise([runner.run(best, s, "best") for s in chosen], task, seeds)
-    back = []
-    if reverse:
-        echo("from the best config, one original value put back at a time:")
-        solved_first = found_best["runs"][0]["solved"]
-        back = ablation.backward(runner, best, original, chosen, confirm=solved_first)
-    return {
-        "task": task.name,
-        "study": study.study_name,
-        "metric": task.metric,
-        "success": {"metric": task.success[0], "threshold": task.success[1]},
-        "seeds": chosen,
-        "budget_epochs": budget,
-        "of_epochs": task.original.epochs,
-        "stops": "at the budget" if full_budget else "once solved, or once hopeless",
-        "original": orig,
-        "reported_failure": repro,
-        "ablation": fixes,
-        "best": found_best | {"trial": best_trial.number, "config": best.params()},
-        "reverse": back,
-        "baselines": study.user_attrs.get("baselines", {}),
-        "data": settings,
-        "device": dev.type,
-        "runs_trained": runner.runs,
-        "seconds": time.monotonic() - t_start,
-    }
+    found_best, back = _best_and_back(runner, best, original, chosen, reverse)
+    return Answer(
+        task=task.name,
+        study=study.study_name,
+        metric=task.metric,
+        success={"metric": task.success[0], "threshold": task.success[1]},
+        seeds=chosen,
+        budget_epochs=budget,
+        of_epochs=task.original.epochs,
+        stops="at the budget" if full_budget else "once solved, or once hopeless",
+        original=orig,
+        reported_failure=ablation.reproduced(task.name, orig_runs),
+        ablation=fixes,
+        best=found_best | {"trial": best_trial.number, "config": best.params()},
+        reverse=back,
+        baselines=record.baselines(study) or {},
+        data=settings,
+        device=dev.type,
+        runs_trained=runner.runs,
+        seconds=time.monotonic() - t_start,
+    )

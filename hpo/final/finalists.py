@@ -5,28 +5,29 @@ The best of many trials is partly the luckiest draw of its seed: on cifar10's 5,
 images two configs of equal worth differ by ~0.35 points from one seed to the next, the size of
 the gains the search is after (benchmarks/RESULTS.md). Scores under seeds the study never used
 carry no selection bias, so the pick is the config, not the draw. Each finalist's scores are
-kept in the study (user attr "rescored"), so a rerun of `hpo train` reuses them.
+kept in the study (hpo.search.record.rescored), so a rerun of `hpo train` reuses them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo.final.record import ATTR, PICK_ATTR, fresh_score
+from hpo.final.scores import fresh_score
+from hpo.search import record
+from hpo.search.record import Score, TrialRecord
 from hpo.tasks.base import Task
 from hpo.train.config import Config
 from hpo.train.data import TaskData
 from hpo.train.loop import train_seeds
 from hpo.util.errors import first_line
-from hpo.util.outcomes import TrainingError
+from hpo.util.outcomes import Outcome, TrainingError
+from hpo.util.values import duration, finite, sign
 
 FINALISTS = 3  # --finalists' default, when affordable
 SEEDS = 2  # fresh seeds per finalist
@@ -41,7 +42,7 @@ class Finalist:
     value: float  # the study's (under the trial's own seeds)
     config: Config
     per_seed_seconds: float  # the trial's duration / its seeds: the cost of one rerun
-    scores: dict[int, float | str] = field(default_factory=dict)  # fresh seed -> value | reason
+    scores: dict[int, Score] = field(default_factory=dict)  # fresh seed -> its rerun's score
     worst: bool = False  # judged by its worst fresh seed (the study's objective "worst")
     maximize: bool = True
 
@@ -56,24 +57,23 @@ def candidates(study: optuna.Study, k: int) -> list[Finalist]:
     first (a local move can land on a config already trained)."""
     if len(study.directions) != 1 or k <= 0:
         return []
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    sign = -1 if maximize else 1
+    maximize = sign(study.direction) > 0
     done = [
-        t
+        (t, kept)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and "config" in t.user_attrs
+        if t.value is not None and (kept := TrialRecord.of(t)).config is not None
     ]
-    done.sort(key=lambda t: (sign * t.value, t.number))
+    done.sort(key=lambda pair: (-sign(study.direction) * pair[0].value, pair[0].number))
     out: list[Finalist] = []
     seen: set[str] = set()
-    for t in done:
-        key = json.dumps(t.user_attrs["config"], sort_keys=True)
+    for t, kept in done:
+        key = json.dumps(kept.config, sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
-        n_seeds = max(1, len(t.user_attrs.get("seeds") or [0]))
+        n_seeds = max(1, len(kept.seeds or [0]))
         seconds = t.duration.total_seconds() / n_seeds if t.duration else 0.0
-        config = Config.from_dict(t.user_attrs["config"])
+        config = Config.from_dict(kept.config)
         out.append(Finalist(t.number, t.value, config, seconds, maximize=maximize))
         if len(out) == k:
             break
@@ -82,7 +82,7 @@ def candidates(study: optuna.Study, k: int) -> list[Finalist]:
 
 def fresh_seeds(study: optuna.Study, n: int) -> list[int]:
     """`n` seeds that no trial of the study trained under: the ones after its highest."""
-    used = [s for t in study.get_trials(deepcopy=False) for s in t.user_attrs.get("seeds") or []]
+    used = [s for t in study.get_trials(deepcopy=False) for s in TrialRecord.of(t).seeds]
     start = max(used, default=-1) + 1
     return list(range(start, start + n))
 
@@ -119,12 +119,9 @@ def plan(
 
 def cost_seconds(study: optuna.Study, finalists: list[Finalist], seeds: list[int]) -> float:
     """The reruns still to do, at their trials' pace."""
-    kept = study.user_attrs.get(ATTR) or {}
+    kept = record.rescored(study)
     return sum(
-        f.per_seed_seconds
-        for f in finalists
-        for s in seeds
-        if str(s) not in kept.get(str(f.number), {})
+        f.per_seed_seconds for f in finalists for s in seeds if s not in kept.get(f.number, {})
     )
 
 
@@ -142,8 +139,8 @@ def rescore(
 ) -> None:
     """Train each finalist under each fresh seed (the trial's training and validation images,
     all epochs, no pruning) and record its value in `f.scores` and the study, seed by seed."""
-    cached: dict[str, dict[str, Any]] = dict(study.user_attrs.get(ATTR) or {})
-    todo = sum(str(s) not in cached.get(str(f.number), {}) for f in finalists for s in seeds)
+    cached = record.rescored(study)
+    todo = sum(s not in cached.get(f.number, {}) for f in finalists for s in seeds)
     cost = cost_seconds(study, finalists, seeds)
     echo(
         f"finalists: the best {len(finalists)} trials "
@@ -152,30 +149,32 @@ def rescore(
         + (f"({todo} runs, ~{duration(cost)} at their trials' pace)" if todo else "(done before)")
     )
     for f in finalists:
-        mine = dict(cached.get(str(f.number)) or {})
+        mine = cached.setdefault(f.number, {})
         for s in seeds:
-            if str(s) not in mine:
-                mine[str(s)] = _one_run(f.config, data, s, metric, device, augment)
-                cached[str(f.number)] = mine
-                study.set_user_attr(ATTR, cached)  # kept as it goes: a rerun resumes
-            f.scores[s] = mine[str(s)]
+            if s not in mine:
+                mine[s] = _one_run(f.config, data, s, metric, device, augment)
+                record.set_rescored(study, cached)  # kept as it goes: a rerun resumes
+            f.scores[s] = mine[s]
         f.worst = objective == "worst"  # the study's own objective
         echo(f"  trial {f.number}: {describe(f)}")
 
 
 def _one_run(
     config: Config, data: TaskData, seed: int, metric: str, device: torch.device, augment: bool
-) -> float | str:
+) -> Score:
     try:
         (trainer,) = train_seeds(config, data, [seed], device=device, augment=augment)
     except (TrainingError, torch.OutOfMemoryError) as e:
-        return f"failed: {first_line(e, 120)}"
-    value = float(trainer.history[-1][metric])
-    return value if math.isfinite(value) else f"failed: {metric} {value}"
+        outcome = getattr(e, "outcome", Outcome.FAILED)
+        return Score(None, outcome, first_line(e, 120))
+    value = finite(trainer.history[-1][metric])
+    if value is None:
+        return Score(None, Outcome.DIVERGED, f"{metric} {trainer.history[-1][metric]}")
+    return Score(value)
 
 
 def describe(f: Finalist) -> str:
-    runs = " ".join(v if isinstance(v, str) else f"{v:.4g}" for v in f.scores.values())
+    runs = " ".join(score.shown() for score in f.scores.values())
     mean = "failed" if f.rescored is None else f"{f.rescored:.4g}"
     return f"study {f.value:.4g}; fresh seeds {runs} -> {'worst' if f.worst else 'mean'} {mean}"
 
@@ -210,19 +209,15 @@ def confirm_best(
         fresh,
         data,
         metric=task.metric,
-        objective=study.user_attrs.get("seed_objective", "mean"),
+        objective=record.info(study).seed_objective,
         device=device,
         augment=task.augment,
         echo=echo,
     )
     won = pick(chosen)
-    study.set_user_attr(PICK_ATTR, won.number)
+    record.set_picked(study, won.number)
     if won is chosen[0]:
         echo(f"picked trial {won.number}, the study's best, confirmed")
     else:
         echo(f"picked trial {won.number} over the study's best, trial {chosen[0].number}")
     return won, chosen
-
-
-def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"

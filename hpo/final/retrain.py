@@ -10,13 +10,14 @@ from typing import Any
 import torch
 
 from hpo.final.finalists import SEEDS, confirm_best, describe
-from hpo.study.options import scaling_note
+from hpo.search import record
+from hpo.study.progress import scaling_note
 from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, trial_numbered
 from hpo.tasks import get_task
 from hpo.tasks.base import Task
+from hpo.track.client import Tracker
 from hpo.track.model import log_model
-from hpo.track.runs import Tracker
 from hpo.train.config import Config
 from hpo.train.data import Split, TaskData, resolve_device
 from hpo.train.loop import evaluate, train
@@ -51,7 +52,7 @@ def choose(study: Any, task_name: str, trial: int | None, original: bool) -> tup
             frozen = trial_numbered(study, trial)
         except ValueError as e:
             raise UserError(str(e)) from None
-    stored = frozen.user_attrs.get("config")
+    stored = record.TrialRecord.of(frozen).config
     if stored is None:
         raise UserError(f"trial {frozen.number} has no stored config (failed before training?)")
     return Config.from_dict(stored), f"trial {frozen.number}"
@@ -116,7 +117,7 @@ def retrain_and_register(
         dev = resolve_device(device)
     except ValueError as e:
         raise UserError(str(e)) from None
-    settings = task.settings(study.user_attrs.get("data") or {})
+    settings = task.settings(record.info(study).data or {})
     data = task.load(settings, dev)
     tags: dict[str, str] = {}
     if trial is None and not original:
@@ -127,7 +128,7 @@ def retrain_and_register(
             tags["finalists"] = "; ".join(f"trial {f.number}: {describe(f)}" for f in chosen)
     model, metrics, test = retrain(task, settings, data, config, dev, seed, source, echo)
     tracker = Tracker(tracking_uri, study.study_name)
-    parent = study.user_attrs.get("mlflow_parent_run_id")
+    parent = record.parent_run(study)
     run_id = tracker.start_run(
         parent,
         f"final:{source.replace(' ', '-')}",

@@ -12,7 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.util.values import finite
+from hpo.search import record
+from hpo.util.values import finite, sign
 
 TOP_PARAMS = 5  # parameter axes of the parallel-coordinate plot
 TOP_IMPORTANCES = 10  # bars of the importance plot
@@ -31,18 +32,18 @@ def lower_is_better(study: optuna.Study) -> Callable[[FrozenTrial], float] | Non
     (PED-ANOVA, Optuna's default, ranks what leads to low target values)."""
     if len(study.directions) == 1:
         return None
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return lambda t: sign * t.values[0]
+    lower = -sign(study.directions[0])
+    return lambda t: lower * t.values[0]
 
 
 def metric_name(study: optuna.Study) -> str:
     """The metric as the task names it (e.g. val_mse), else 'objective value'."""
-    return str(study.user_attrs.get("metric") or "objective value")
+    return str(record.info(study).metric or "objective value")
 
 
 def maximised(study: optuna.Study) -> bool:
     """Whether the metric (the first objective) is maximised."""
-    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return sign(study.directions[0]) > 0
 
 
 def trial_value(trial: FrozenTrial) -> float | None:
@@ -66,8 +67,8 @@ def complete(study: optuna.Study) -> list[tuple[FrozenTrial, float]]:
 
 def ranked(study: optuna.Study) -> list[tuple[FrozenTrial, float]]:
     """The complete trials, best metric first."""
-    sign = -1.0 if maximised(study) else 1.0
-    return sorted(complete(study), key=lambda p: (sign * p[1], p[0].number))
+    better = sign(study.directions[0])
+    return sorted(complete(study), key=lambda p: (-better * p[1], p[0].number))
 
 
 class Ref(NamedTuple):
@@ -81,50 +82,53 @@ class Ref(NamedTuple):
 
 
 def references(study: optuna.Study) -> list[Ref]:
-    """(label, metric value or None, colour) of the baselines and the original, as stored in
-    the study's user attributes. A reference without a value (e.g. a diverged original) keeps
-    its label, so the legend says why its line is missing."""
+    """(label, metric value or None, colour) of the baselines and the original, as the study
+    keeps them. A reference without a value (e.g. a diverged original) keeps its label, so the
+    legend says why its line is missing."""
     metric = metric_name(study)
     out: list[Ref] = []
-    baselines = study.user_attrs.get("baselines") or {}
+    baselines = record.baselines(study) or {}
     if isinstance(baselines, dict):
         for i, (name, metrics) in enumerate(baselines.items()):
             value = finite(metrics.get(metric)) if isinstance(metrics, dict) else None
             label = f"baseline {name}" + (f": {value:.3g}" if value is not None else ": no value")
             colour = BASELINE_COLOURS[i % len(BASELINE_COLOURS)]
             out.append(Ref(label, value, colour, dashes=BASELINE_DASHES[i % 3]))
-    original = study.user_attrs.get("original")
-    if isinstance(original, dict):
-        value = finite((original.get("metrics") or {}).get(metric))
+    original = record.original(study)
+    if original is not None:
+        value = finite(original.metrics.get(metric))
         out.append(Ref(original_label(original, value), value, ORIGINAL_COLOUR, True))
     return out
 
 
-def original_label(original: dict[str, Any], value: float | None) -> str:
+def original_label(original: record.Replay, value: float | None) -> str:
     """'original (10/1000 epochs, collapsed_to_mean): 0.351' and the like."""
-    epochs, of = original.get("epochs"), original.get("of_epochs")
-    notes = [f"{epochs}/{of} epochs"] if epochs is not None and of else []
-    status = original.get("status")
-    if status and status != "ok":
-        notes.append(str(status))
-    diagnosis = original.get("diagnosis")
+    notes = [f"{original.epochs}/{original.of_epochs} epochs"] if original.of_epochs else []
+    status = original.status
+    if status != "ok":
+        notes.append(status)
+    diagnosis = original.diagnosis
     if diagnosis and diagnosis not in ("ok", "healthy", status):
         notes.append(str(diagnosis))
     label = "original" + (f" ({', '.join(notes)})" if notes else "")
     if value is not None:
         return f"{label}: {value:.3g}"
-    reason = str(original.get("reason") or "")
+    reason = str(original.reason or "")
     return f"{label}: no value" + (f" ({reason[:50]})" if reason else "")
 
 
-def original_curve(study: optuna.Study) -> list[tuple[int, float]]:
-    """(epoch, metric) of the replayed original, epochs counted from 1 as trials report them."""
-    original = study.user_attrs.get("original")
-    if not isinstance(original, dict):
-        return []
+def original_curve(
+    study: optuna.Study, history: list[dict[str, float]] | None = None
+) -> list[tuple[int, float]]:
+    """(epoch, metric) of the replayed original, epochs counted from 1 as trials report them:
+    from its `history` (each epoch's metrics), else from the study (where an older hpo kept
+    the whole replay)."""
+    if not history:
+        original = record.original(study)
+        history = original.history if original is not None else []
     metric = metric_name(study)
     points = []
-    for epoch, row in enumerate(original.get("history") or [], start=1):
+    for epoch, row in enumerate(history, start=1):
         value = finite(row.get(metric)) if isinstance(row, dict) else None
         if value is not None:
             points.append((epoch, value))

@@ -42,11 +42,11 @@ def format_summary(s: Summary) -> str:
         lines.append(f"  baseline  {name}: {_metrics(metrics)}")
     if s.original:
         o = s.original
-        how = f"{o['epochs']}/{o['of_epochs']} epochs" + (
-            f", {o['status']}: {o['reason']}" if o["status"] != "ok" else ""
+        how = f"{o.epochs}/{o.of_epochs} epochs" + (
+            f", {o.status}: {o.reason}" if o.status != "ok" else ""
         )
-        how += f", {o['diagnosis']}" if o.get("diagnosis") not in (None, "ok") else ""
-        lines.append(f"  original  {_metrics(o['metrics'])} ({how})")
+        how += f", {o.diagnosis}" if o.diagnosis not in (None, "ok") else ""
+        lines.append(f"  original  {_metrics(o.metrics)} ({how})")
     return "\n".join(lines)
 
 

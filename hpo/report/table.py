@@ -9,42 +9,45 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from hpo.final.record import kept
+from hpo.final.scores import kept
+from hpo.search import record
 from hpo.study.queries import best_trial, pareto_front, trial_record
 
 
 def build(study: optuna.Study) -> dict[str, Any]:
     """The JSON contract: study, task, metric, direction, trials, best, baselines, original,
     and `hpo train --best`'s finalists (null before it ran)."""
-    attrs = study.user_attrs
+    info = record.info(study)
     trials = [trial_record(t) for t in study.get_trials(deepcopy=False)]
     try:
         best = trial_record(best_trial(study))
     except ValueError:
         best = None
-    original = attrs.get("original")
+    original = record.original(study)
     return {
         "study": study.study_name,
-        "task": attrs.get("task"),
-        "metric": attrs.get("metric"),
+        "task": info.task,
+        "metric": info.metric,
         "direction": study.directions[0].name.lower(),
         # multi-objective studies: every objective with its direction, and the Pareto front
         "objectives": {
             name: d.name.lower()
-            for name, d in zip(
-                attrs.get("objectives") or [attrs.get("metric")], study.directions, strict=False
-            )
+            for name, d in zip(info.objectives or [info.metric], study.directions, strict=False)
         },
         "pareto_front": pareto_front(study),
         "trials": trials,
         "best": best,
         "finalists": kept(study),
-        "baselines": attrs.get("baselines", {}),
-        "original": original["metrics"] if original else None,
+        "baselines": record.baselines(study) or {},
+        "original": original.metrics if original else None,
         "original_replay": (
             {
-                k: original.get(k)
-                for k in ("epochs", "of_epochs", "status", "reason", "device", "diagnosis")
+                "epochs": original.epochs,
+                "of_epochs": original.of_epochs,
+                "status": original.status,
+                "reason": original.reason,
+                "device": original.device,
+                "diagnosis": original.diagnosis,
             }
             if original
             else None

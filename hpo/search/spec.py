@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.resources
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hpo.search.space import KNOBS, PER_BLOCK
 from hpo.train.config import Config
 from hpo.util.errors import UserError
 
@@ -18,51 +19,9 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("hyperband", "median", "none")
 OBJECTIVES = ("mean", "worst")
 
-# Searchable knobs: name -> kind of value. Per-block knobs are suggested once per block that
-# exists (conv_channels_0, conv_kernel_1, dense_units_0, ...), so they are conditional.
-SPACE_KEYS: dict[str, type] = {
-    "input_norm": str,  # "unit" [0, 1] | "centred" [-1, 1]
-    "depth": int,  # conv blocks; 0 = dense-only
-    "conv_channels": int,
-    "conv_kernel": int,
-    "convs_per_block": int,
-    "downsample": str,
-    "residual": bool,
-    "conv_dropout": float,
-    "global_pool": str,
-    "dense_layers": int,
-    "dense_units": int,
-    "dense_dropout": float,
-    "activation": str,
-    "batch_norm": bool,
-    "optimizer": str,
-    "lr": float,
-    "momentum": float,  # SGD only
-    "nesterov": bool,  # SGD only
-    "weight_decay": float,
-    "l1": float,  # decoupled L1 (proximal) on conv/dense weights, relative to lr
-    "schedule": str,
-    "warmup_epochs": float,
-    "label_smoothing": float,
-    "batch_size": int,
-    "epochs": int,
-    "augment": bool,
-    "width": float,  # multiplier on every conv_channels_i (scales a fixed architecture)
-    # what the fast CIFAR-10 recipes add (hpo.train.config.Config says what each one does)
-    "stem": str,  # "none" | "whiten"
-    "init": str,  # "torch" | "glorot" | "dirac"
-    "bn_scale": bool,
-    "bn_momentum": float,
-    "bn_lr_scale": float,
-    "logit_scale": float,
-    "lr_start": float,  # onecycle only
-    "lr_peak_at": float,  # onecycle only
-    "lr_end": float,  # onecycle only
-    "aug_pad": int,  # with augment only
-    "aug_flip": str,  # with augment only
-    "lookahead": bool,
-    "tta": int,
-}
+# Searchable knobs: name -> kind of value, from the one table (hpo.search.space.KNOBS).
+SPACE_KEYS: dict[str, type] = {knob.name: knob.kind for knob in KNOBS}
+CONFIG_FIELDS = {f.name for f in fields(Config)}
 STUDY_KEYS = {
     "sampler",
     "pruner",
@@ -77,9 +36,6 @@ STUDY_KEYS = {
     "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
     "trial_timeout_device",  # "any" | "cuda": where trial_timeout applies
 }
-
-
-PER_BLOCK = ("conv_channels", "conv_kernel", "dense_units")  # suggested as name_i
 
 
 class SpecError(UserError):
@@ -202,13 +158,8 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         kw[key] = _study_value(key, value, fail)
     space = {name: _param(name, value, fail) for name, value in _table(raw, "space", fail).items()}
     base = _table(raw, "base", fail)
-    for param in space.values():  # named choices (optimizer, activation, ...) must exist
-        if SPACE_KEYS[param.name] is str:
-            for choice in param.choices if param.choices is not None else (param.value,):
-                try:
-                    Config().replace(**{param.name: choice})
-                except ValueError as e:
-                    raise fail(f"[space] {e}") from None
+    for param in space.values():
+        _check_values(param, fail)
 
     try:
         Config.from_dict(base)
@@ -224,6 +175,25 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     if other.task != task:
         raise fail(f"[study] enqueue: {enqueue} is a spec of task {other.task!r}")
     return replace(spec, enqueue=enqueued_params(spec, other, where))
+
+
+def _check_values(param: Param, fail) -> None:
+    """Every value a knob of the config itself may take must be one the config accepts: a
+    named choice that exists (optimizer, activation, ...), a range inside the field's domain
+    (a dropout below 1, a positive lr). Structural knobs (depth, width, ...) have no field."""
+    if param.name not in CONFIG_FIELDS or param.name in PER_BLOCK:
+        return
+    if param.choices is not None:
+        values = param.choices
+    elif param.fixed:
+        values = (param.value,)
+    else:
+        values = (param.low, param.high)
+    for value in values:
+        try:
+            Config().replace(**{param.name: value})
+        except ValueError as e:
+            raise fail(f"[space] {e}") from None
 
 
 def _table(raw: dict[str, Any], key: str, fail) -> dict[str, Any]:

@@ -1,120 +1,149 @@
 """One trial: the config the sampler chose, trained over the study's seeds in lockstep
-(hpo.train.loop.train_seeds); each epoch goes to the pruner, MLflow and the console, and the trial
-ends with its outcome, metrics and diagnosis label recorded."""
+(hpo.train.loop.train_seeds); each epoch goes to the pruner, MLflow and the console, and the
+trial ends with its outcome, metrics and diagnosis label recorded (hpo.search.record)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 import optuna
 import torch
 
+from hpo.search import record
 from hpo.search.space import suggest
+from hpo.search.spec import Spec
+from hpo.study.progress import Progress
+from hpo.study.queries import Budget
+from hpo.tasks.base import Task
+from hpo.track.study_log import StudyLog
+from hpo.train.config import Config
+from hpo.train.data import TaskData
 from hpo.train.labels import diagnose
 from hpo.train.loop import TimeLimit, train_seeds
-from hpo.train.seeds import aggregate, objective_value, seed_list
+from hpo.train.seeds import aggregate, objective_value
 from hpo.util.errors import first_line
 from hpo.util.outcomes import Outcome, OutOfTime, SurplusTrial, TrainingError
 
-if TYPE_CHECKING:
-    from hpo.study.runner import Runner
+
+@dataclass
+class TrialContext:
+    """What a trial takes from the run it belongs to, and the only way it talks back: the
+    budget it may be beyond, the progress lines, the MLflow log."""
+
+    task: Task
+    spec: Spec
+    base: Config  # every field a trial does not search
+    seeds: list[int]  # the seeds every trial trains under
+    data: TaskData
+    device: torch.device
+    multi: bool  # a multi-objective study: no pruning, (metric, seconds) as the value
+    budget: Budget
+    progress: Progress
+    log: StudyLog
 
 
 class Objective:
     """Trains one trial's config; reports epochs to the pruner, MLflow and the console."""
 
-    def __init__(self, ctx: Runner) -> None:
+    def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
         self.number: int | None = None  # the trial this objective ran, once it started
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        ctx = self.ctx
         self.number = trial.number
-        outcome, reason, metrics = Outcome.FAILED, "", {}
-        history: list[dict[str, float]] = []
-        run_id = None
-        t0 = time.monotonic()
+        state: dict[str, Any] = {"outcome": Outcome.FAILED, "metrics": {}, "history": []}
+        reason, run_id = "", None
         try:
-            ctx.check_surplus(trial)
-            try:
-                config = suggest(trial, ctx.spec, ctx.base)
-            except ValueError as e:
-                raise TrainingError(f"invalid config: {e}") from None
-            seeds = seed_list(ctx.options.seed, ctx.spec.seeds)
-            trial.set_user_attr("params", config.params())
-            trial.set_user_attr("config", config.to_dict())  # `hpo train --trial N` rebuilds it
-            trial.set_user_attr("seeds", seeds)
-            move = trial.user_attrs.get("local_move")  # hpo.search.samplers.LocalMoves: its origin
-            run_id = ctx.log.start_trial(trial.number, config, seeds, move)
-            ctx.progress.trial_start(
-                trial.number, ctx.budget, ctx.finished_so_far() + 1, config, move
-            )
-            ctx.note_scaling(config)
-            task, metric = ctx.task, ctx.task.metric
-
-            def report(epoch: int, per_seed: list[dict[str, float]]) -> None:
-                """Each epoch's mean over seeds to MLflow, the console and the pruner."""
-                nonlocal metrics
-                metrics = aggregate(per_seed, metric, task.direction, task.solved)
-                history.append(metrics)
-                ctx.log.epoch(run_id, epoch, metrics, per_seed)
-                ctx.progress.epoch(epoch, config.epochs, metrics)
-                ctx.estimate_on_cpu(config, time.monotonic() - t0)
-                if not ctx.multi:  # Optuna prunes single-objective studies only
-                    trial.report(objective_value(metrics, metric, ctx.spec.objective), epoch)
-                    # asked always, so that a local move's values stand at the pruner's rungs
-                    # for the other trials; but its own early epochs cannot tell it from its
-                    # origin (hpo.search.spec.Spec.prune_local_moves), so it is not stopped
-                    prunable = not move or ctx.spec.prune_local_moves
-                    if trial.should_prune() and prunable:
-                        raise optuna.TrialPruned(f"pruned by {ctx.spec.pruner} at epoch {epoch}")
-
-            try:
-                trainers = train_seeds(
-                    config,
-                    ctx.data,
-                    seeds,
-                    device=ctx.device,
-                    report=report,
-                    time_limit=TimeLimit.on(ctx.device, ctx.spec.trial_timeout),
-                    augment=task.augment,
-                )
-            except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
-                outcome = Outcome.OUT_OF_TIME
-                raise optuna.TrialPruned(f"trial_timeout {ctx.spec.trial_timeout:g} s: {e}") from e
-            trial.set_user_attr("seed_metrics", [t.history[-1] for t in trainers])
-            # training time of all seeds and epochs (evaluation excluded): the cost objective
-            seconds = sum(h["epoch_seconds"] for t in trainers for h in t.history)
-            metrics = metrics | {"train_seconds": seconds}
-            outcome = Outcome.COMPLETE
-            value = objective_value(metrics, metric, ctx.spec.objective)
-            return (value, seconds) if ctx.multi else value
-        except optuna.TrialPruned as e:
-            if outcome != Outcome.OUT_OF_TIME:
-                outcome = Outcome.PRUNED
-            reason = str(e)
-            trial.set_user_attr("prune_reason", reason)
-            raise
-        except KeyboardInterrupt:
-            outcome, reason = Outcome.INTERRUPTED, "interrupted by the user (Ctrl-C)"
-            trial.set_user_attr("fail_reason", reason)
+            self.ctx.budget.check_surplus(trial.number)
+            config = self._config(trial)
+            move = record.local_move(trial)  # written by the sampler (LocalMoves)
+            run_id = self.ctx.log.start_trial(trial.number, config, self.ctx.seeds, move)
+            k = self.ctx.budget.finished() + 1
+            self.ctx.progress.trial_start(trial.number, k, config, move)
+            self.ctx.progress.scaled(config, len(self.ctx.data.train))
+            return self._train(trial, config, run_id, move, state)
+        except (optuna.TrialPruned, KeyboardInterrupt, TrainingError, SurplusTrial) as e:
+            if isinstance(e, KeyboardInterrupt):
+                state["outcome"], reason = Outcome.INTERRUPTED, "interrupted by the user (Ctrl-C)"
+            elif isinstance(e, optuna.TrialPruned):
+                state["outcome"] = state.get("stopped", Outcome.PRUNED)
+                reason = str(e)
+            else:
+                state["outcome"], reason = e.outcome, first_line(e)
+            record.set_reason(trial, state["outcome"], reason)
             raise
         except torch.OutOfMemoryError as e:
             reason = f"out of memory: {first_line(e, 200)}"
-            trial.set_user_attr("fail_reason", reason)
+            record.set_reason(trial, Outcome.FAILED, reason)
             raise TrainingError(reason) from None
-        except (TrainingError, SurplusTrial) as e:
-            outcome, reason = e.outcome, first_line(e)
-            trial.set_user_attr("fail_reason", reason)
-            raise
         except Exception as e:  # recorded with its reason; the study goes on
             reason = first_line(e)
-            trial.set_user_attr("fail_reason", reason)
+            record.set_reason(trial, Outcome.FAILED, reason)
             raise
         finally:
-            label = diagnose(history, outcome)
-            trial.set_user_attr("outcome", outcome.value)
-            trial.set_user_attr("metrics", metrics)
-            trial.set_user_attr("diagnosis", label)
-            ctx.log.end_trial(run_id, outcome, reason, metrics, label)
+            label = diagnose(state["history"], state["outcome"])
+            record.end_trial(trial, state["outcome"], state["metrics"], label)
+            self.ctx.log.end_trial(run_id, state["outcome"], reason, state["metrics"], label)
+
+    def _config(self, trial: optuna.Trial) -> Config:
+        """The trial's config, recorded with its seeds; a bad one fails the trial."""
+        try:
+            config = suggest(trial, self.ctx.spec, self.ctx.base)
+        except ValueError as e:
+            raise TrainingError(f"invalid config: {e}") from None
+        record.start_trial(trial, config.params(), config.to_dict(), self.ctx.seeds)
+        return config
+
+    def _train(
+        self,
+        trial: optuna.Trial,
+        config: Config,
+        run_id: str | None,
+        move: str | None,
+        state: dict[str, Any],
+    ) -> float | tuple[float, float]:
+        """Train `config` over the seeds, reporting each epoch; the trial's value."""
+        ctx, t0 = self.ctx, time.monotonic()
+        metric, spec = ctx.task.metric, ctx.spec
+
+        def report(epoch: int, per_seed: list[dict[str, float]]) -> None:
+            """Each epoch's mean over seeds to MLflow, the console and the pruner."""
+            state["metrics"] = metrics = aggregate(
+                per_seed, metric, ctx.task.direction, ctx.task.solved
+            )
+            state["history"].append(metrics)
+            ctx.log.epoch(run_id, epoch, metrics, per_seed)
+            ctx.progress.epoch(epoch, config.epochs, metrics)
+            subset = "subset" in ctx.task.defaults
+            ctx.progress.first_epoch(config, time.monotonic() - t0, ctx.budget.left(), subset)
+            if ctx.multi:  # Optuna prunes single-objective studies only
+                return
+            trial.report(objective_value(metrics, metric, spec.objective), epoch)
+            # asked always, so that a local move's values stand at the pruner's rungs for the
+            # other trials; but its own early epochs cannot tell it from its origin
+            # (hpo.search.spec.Spec.prune_local_moves), so it is not stopped
+            if trial.should_prune() and (not move or spec.prune_local_moves):
+                raise optuna.TrialPruned(f"pruned by {spec.pruner} at epoch {epoch}")
+
+        try:
+            trainers = train_seeds(
+                config,
+                ctx.data,
+                ctx.seeds,
+                device=ctx.device,
+                report=report,
+                time_limit=TimeLimit.on(ctx.device, spec.trial_timeout),
+                augment=ctx.task.augment,
+            )
+        except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
+            state["stopped"] = Outcome.OUT_OF_TIME
+            raise optuna.TrialPruned(f"trial_timeout {spec.trial_timeout:g} s: {e}") from e
+        record.set_seed_metrics(trial, [t.history[-1] for t in trainers])
+        # training time of all seeds and epochs (evaluation excluded): the cost objective
+        seconds = sum(h["epoch_seconds"] for t in trainers for h in t.history)
+        state["metrics"] = state["metrics"] | {"train_seconds": seconds}
+        state["outcome"] = Outcome.COMPLETE
+        value = objective_value(state["metrics"], metric, spec.objective)
+        return (value, seconds) if ctx.multi else value

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from hpo.search.record import Replay
 from hpo.search.spec import Param, Spec, default_spec_path, load_spec
-from hpo.train.config import Config
 from hpo.util.errors import UserError
 from hpo.util.outcomes import Stop
 
@@ -67,6 +67,7 @@ class Options:
     data: dict[str, Any] = field(default_factory=dict)  # data setting overrides
     # a worker of `--workers K`: it trains; the parent process sums up (original, plots)
     worker: bool = False
+    worker_index: int = 0  # 0..K-1 in a worker of --workers K: offsets the sampler's seed
 
     def __post_init__(self) -> None:
         """The one place the flags are checked: a UserError (one line, exit 2) names a bad one."""
@@ -88,7 +89,7 @@ class Summary:
     trials: int
     best: dict[str, Any] | None
     baselines: dict[str, Any]
-    original: dict[str, Any] | None
+    original: Replay | None
     stopped: str = ""  # why this run ended early, if it did, in words
     stop: Stop = Stop.NONE  # and as a type
     objectives: list[str] = field(default_factory=list)  # metric (+ train_seconds)
@@ -126,12 +127,3 @@ def _describe(param: Param) -> str:
     if param.choices is not None:
         return f"one of {', '.join(map(str, param.choices))}"
     return f"searched in {param.low:g}..{param.high:g}"
-
-
-def scaling_note(asked: Config, used: Config, n_train: int) -> str:
-    """One line: how min_steps_per_epoch changed a config for `n_train` images."""
-    return (
-        f"note: {n_train} training images: batch {asked.batch_size} -> {used.batch_size} and "
-        f"lr {asked.lr:g} -> {used.lr:g}, so that an epoch keeps >= "
-        f"{asked.min_steps_per_epoch} steps (min_steps_per_epoch)"
-    )

@@ -1,4 +1,6 @@
-"""Live progress on stderr, and the up-front estimate of a study's duration on a CPU."""
+"""What `hpo study` says while it runs, on stderr: each trial's line, a live epoch line, the
+time left, and the notes it gives once (small data shrank a batch; on a CPU, what the study
+will cost at the first epoch's pace)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpo.train.config import Config
+from hpo.util.values import duration
 
 Echo = Callable[[str], None]
 
@@ -18,9 +21,9 @@ def cpu_estimate(first_epoch_s: float, epochs: int, trials_left: int, subset: bo
     hints += ["--data val_subset=0.2 (a fifth of the validation images)"] if subset else []
     hints += [f"fewer --epochs (now {epochs})", "fewer --trials"]
     return (
-        f"CPU estimate: epoch 1 took {_duration(first_epoch_s)}, so a {epochs}-epoch trial takes "
-        f"~{_duration(trial)} and the {trials_left} trial(s) left up to ~"
-        f"{_duration(trial * trials_left)} (less where trials are pruned); to go faster: "
+        f"CPU estimate: epoch 1 took {duration(first_epoch_s)}, so a {epochs}-epoch trial takes "
+        f"~{duration(trial)} and the {trials_left} trial(s) left up to ~"
+        f"{duration(trial * trials_left)} (less where trials are pruned); to go faster: "
         + ", ".join(hints)
     )
 
@@ -36,39 +39,53 @@ def time_left(
         return None
     seconds = left * elapsed / done_here
     if deadline_left is not None and deadline_left < seconds:
-        return f"{finished}/{budget} finished, --timeout stops it in ~{_duration(deadline_left)}"
-    return f"{finished}/{budget} finished, ~{_duration(seconds)} left"
+        return f"{finished}/{budget} finished, --timeout stops it in ~{duration(deadline_left)}"
+    return f"{finished}/{budget} finished, ~{duration(seconds)} left"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+def scaling_note(asked: Config, used: Config, n_train: int) -> str:
+    """One line: how min_steps_per_epoch changed a config for `n_train` images."""
+    return (
+        f"note: {n_train} training images: batch {asked.batch_size} -> {used.batch_size} and "
+        f"lr {asked.lr:g} -> {used.lr:g}, so that an epoch keeps >= "
+        f"{asked.min_steps_per_epoch} steps (min_steps_per_epoch)"
+    )
 
 
 class Progress:
     """Live progress on stderr: trial k/N, the epoch, the best so far."""
 
-    def __init__(self, budget: int, metric: str, echo: Echo) -> None:
-        self.budget, self.metric, self.echo = budget, metric, echo
+    def __init__(self, budget: int, metric: str, echo: Echo, cpu: bool = False) -> None:
+        self.budget, self.metric, self.echo, self.cpu = budget, metric, echo, cpu
         self.tty = sys.stderr.isatty()
+        self._said: set[str] = set()  # the notes given once per process
 
-    def trial_start(
-        self, number: int, budget: int, k: int, config: Config, move: str | None = None
-    ) -> None:
+    def trial_start(self, number: int, k: int, config: Config, move: str | None = None) -> None:
         conv = "-".join(map(str, config.conv_channels)) or "none"
         dense = "-".join(map(str, config.dense_units)) or "none"
         self.echo(
-            f"trial {number} ({k}/{budget}): conv {conv} dense {dense} {config.activation} "
+            f"trial {number} ({k}/{self.budget}): conv {conv} dense {dense} {config.activation} "
             f"{config.optimizer} lr {config.lr:.2g} bs {config.batch_size}"
             f"{' bn' if config.batch_norm else ''}{f' l1 {config.l1:.2g}' if config.l1 else ''}"
         )
         if move:
             self.echo(f"  a local move: {move}")
+
+    def scaled(self, asked: Config, n_train: int) -> None:
+        """Once per process: that small data made a trial's batch (and SGD lr) smaller."""
+        used = asked.scaled_to(n_train)  # what the trainer does with it
+        if "scaling" not in self._said and used.batch_size != asked.batch_size:
+            self._said.add("scaling")
+            self.echo(scaling_note(asked, used, n_train))
+
+    def first_epoch(self, config: Config, seconds: float, left: int, subset: bool) -> None:
+        """Once per process, on a CPU, after the first epoch: the study at this pace."""
+        if not self.cpu or "estimate" in self._said:
+            return
+        self._said.add("estimate")
+        if self.tty:  # end the live epoch line that the estimate would otherwise join
+            print(file=sys.stderr)
+        self.echo(cpu_estimate(seconds, config.epochs, max(left, 1), subset))
 
     def epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         line = (

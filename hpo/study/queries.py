@@ -1,6 +1,6 @@
-"""What the study holds, read back: counts, the best trial, the Pareto front, one trial as the
-report shows it, the trial a time budget cut short. Read by the runner, `hpo report`, `hpo train`
-and `hpo diagnose`."""
+"""What the study holds, read back: counts and the budget, the best trial, the Pareto front, one
+trial as the report shows it, the trial a time budget cut short. Read by the runner, `hpo
+report`, `hpo train` and `hpo diagnose`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo.study.storage import mask, open_storage, storage_url
-from hpo.util.errors import UserError
-from hpo.util.outcomes import Outcome
-from hpo.util.values import finite
+from hpo.search.record import TrialRecord
+from hpo.study.storage import open_storage, storage_url
+from hpo.util.errors import UserError, masked
+from hpo.util.outcomes import Outcome, SurplusTrial
+from hpo.util.values import finite, sign
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials counts
 
@@ -26,7 +27,7 @@ def load(study_name: str, storage: str | None) -> optuna.Study:
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
         known = ", ".join(names) if names else "none"
-        where = mask(storage_url(storage))
+        where = masked(storage_url(storage))
         raise UserError(f"no study {study_name!r} in {where} (studies there: {known})") from None
 
 
@@ -46,8 +47,8 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     front = study.best_trials
     if not front:
         raise ValueError("no complete trial yet")
-    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
-    return max(front, key=lambda t: (sign * t.values[0], -t.number))
+    better = sign(study.directions[0])
+    return max(front, key=lambda t: (better * t.values[0], -t.number))
 
 
 def pareto_front(study: optuna.Study) -> list[int]:
@@ -55,6 +56,30 @@ def pareto_front(study: optuna.Study) -> list[int]:
     if len(study.directions) == 1:
         return []
     return sorted(t.number for t in study.best_trials)
+
+
+class Budget:
+    """A study's budget of finished trials, `trials` in all, shared by every worker."""
+
+    def __init__(self, study: optuna.Study, trials: int) -> None:
+        self.study, self.trials = study, trials
+
+    def finished(self) -> int:
+        return counts(self.study)[0]
+
+    def left(self) -> int:
+        return self.trials - self.finished()
+
+    def check_surplus(self, number: int) -> None:
+        """Raise SurplusTrial where workers raced past the budget check and trial `number` is
+        beyond it: it is not trained."""
+        ahead = [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+            if t.number < number
+        ]
+        if len(ahead) >= self.trials:
+            raise SurplusTrial(f"budget of {self.trials} already taken by other workers")
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
@@ -66,20 +91,20 @@ def counts(study: optuna.Study) -> tuple[int, int]:
 
 def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trial as the JSON report shows it (and the summary)."""
-    attrs = t.user_attrs
+    kept = TrialRecord.of(t)
     return {
         "number": t.number,
         "state": t.state.name,
         "value": finite(t.values[0]) if t.values else None,  # the metric (first objective)
         "values": [finite(v) for v in t.values] if t.values else None,
-        "params": attrs.get("params", t.params),  # the whole config, flattened
+        "params": kept.params,  # the whole config, flattened
         "searched": t.params,  # what the sampler chose
-        "metrics": attrs.get("metrics", {}),
-        "reason": attrs.get("fail_reason") or attrs.get("prune_reason") or "",
-        "diagnosis": attrs.get("diagnosis"),
+        "metrics": kept.metrics,
+        "reason": kept.reason,
+        "diagnosis": kept.diagnosis,
         "seconds": t.duration.total_seconds() if t.duration else None,
         "retry_of": optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
-        "local_move": attrs.get("local_move"),  # "trial 0 with width 1 -> 1.25", or None
+        "local_move": kept.local_move,  # "trial 0 with width 1 -> 1.25", or None
     }
 
 
@@ -90,19 +115,19 @@ def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     studies."""
     if len(study.directions) != 1:
         return None
-    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    better = sign(study.direction)
     cut = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        if t.user_attrs.get("outcome") == Outcome.OUT_OF_TIME
+        if TrialRecord.of(t).outcome == Outcome.OUT_OF_TIME
         and t.value is not None
         and math.isfinite(t.value)
     ]
     if not cut:
         return None
-    top = max(cut, key=lambda t: (sign * t.value, -t.number))
+    top = max(cut, key=lambda t: (better * t.value, -t.number))
     try:
-        if sign * top.value <= sign * study.best_value:
+        if better * top.value <= better * study.best_value:
             return None
     except ValueError:  # no complete trial: the cut one is all there is
         pass

@@ -12,16 +12,24 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from hpo.search import record
+from hpo.search.record import Replay
 from hpo.study.baselines import run_baselines
+from hpo.tasks import get_task
 from hpo.tasks.base import Task
 from hpo.train.config import Config
 from hpo.train.data import TaskData
+from hpo.train.labels import diagnose
 from hpo.train.loop import train
+from hpo.util.errors import UserError
 from hpo.util.outcomes import Diverged, Outcome, TrainingError
+
+if TYPE_CHECKING:  # the study's MLflow log (mlflow is imported only where it is used)
+    from hpo.track.study_log import StudyLog
 
 Echo = Callable[[str], None]
 
@@ -84,8 +92,8 @@ def replay_original(
     epochs: int | None,
     echo: Echo,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Train the original config (cached). Returns metrics, history and how it ended."""
+) -> Replay:
+    """Train the original config, or take its replay from the cache; its history included."""
     config = original_config(task, epochs)
     key = original_key(task, settings, config, device.type, seed)
 
@@ -95,46 +103,52 @@ def replay_original(
             f"{config.epochs} of its {task.original.epochs} epochs on {device.type}; the result "
             "is cached for later studies (--no-original skips it)"
         )
-        t0 = time.monotonic()
-
-        def report(epoch: int, metrics: dict[str, float]) -> None:
-            seconds = metrics["epoch_seconds"]
-            left = (config.epochs - epoch) * seconds
-            value = metrics[task.metric]
-            echo(
-                f"  original epoch {epoch}/{config.epochs}: {task.metric} {value:.4g}"
-                f" ({seconds:.1f} s/epoch, ~{left / 60:.1f} min left)"
-            )
-
-        status, reason, history, outcome = "ok", "", [], Outcome.COMPLETE
-        try:
-            result = train(
-                config, data, device=device, seed=seed, report=report, augment=task.augment
-            )
-            history = result.history
-        except Diverged as e:
-            status, reason, outcome = "diverged", str(e), e.outcome
-        except (TrainingError, ValueError) as e:  # e.g. the net does not fit the image size
-            status, reason, outcome = "error", str(e), Outcome.FAILED
-        metrics = dict(history[-1]) if history else {}
-        return {
-            "metrics": metrics,
-            "history": history,
-            "epochs": len(history),
-            "of_epochs": task.original.epochs,
-            "status": status,
-            "outcome": outcome.value,
-            "reason": reason,
-            "seconds": time.monotonic() - t0,
-            "params": config.params(),
-            "device": device.type,
-            "seed": seed,
-        }
+        return _replay(task, config, data, device, seed, echo)
 
     result, was_cached = cached("originals", key, compute)
     if was_cached:
         echo(f"original {task.name} config: cached replay ({result['epochs']} epochs)")
-    return result
+    replay = Replay.of(result)
+    replay.diagnosis = diagnose(replay.history, replay.outcome)
+    return replay
+
+
+def _replay(
+    task: Task, config: Config, data: TaskData, device: Any, seed: int, echo: Echo
+) -> dict[str, Any]:
+    """Train the original, an epoch line each; what the cache keeps of it."""
+    t0 = time.monotonic()
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        seconds = metrics["epoch_seconds"]
+        left = (config.epochs - epoch) * seconds
+        value = metrics[task.metric]
+        echo(
+            f"  original epoch {epoch}/{config.epochs}: {task.metric} {value:.4g}"
+            f" ({seconds:.1f} s/epoch, ~{left / 60:.1f} min left)"
+        )
+
+    status, reason, history, outcome = "ok", "", [], Outcome.COMPLETE
+    try:
+        result = train(config, data, device=device, seed=seed, report=report, augment=task.augment)
+        history = result.history
+    except Diverged as e:
+        status, reason, outcome = "diverged", str(e), e.outcome
+    except (TrainingError, ValueError) as e:  # e.g. the net does not fit the image size
+        status, reason, outcome = "error", str(e), Outcome.FAILED
+    return {
+        "metrics": dict(history[-1]) if history else {},
+        "history": history,
+        "epochs": len(history),
+        "of_epochs": task.original.epochs,
+        "status": status,
+        "outcome": outcome.value,
+        "reason": reason,
+        "seconds": time.monotonic() - t0,
+        "params": config.params(),
+        "device": device.type,
+        "seed": seed,
+    }
 
 
 def baselines(task: Task, settings: dict[str, Any], data: TaskData, echo: Echo) -> dict[str, Any]:
@@ -147,3 +161,71 @@ def baselines(task: Task, settings: dict[str, Any], data: TaskData, echo: Echo) 
 
     result, _ = cached("baselines", key, compute)
     return result
+
+
+Load = Callable[[], TaskData]  # the task's data, loaded when first needed
+
+
+def ensure_baselines(
+    study: Any, task: Task, settings: dict, load: Load, log: StudyLog, echo: Echo, fit: bool
+) -> dict[str, dict[str, float]]:
+    """The study's baselines: fitted (or taken from the cache), kept in the study and logged
+    once, where `fit` and they are not there yet; {} without them."""
+    found = record.baselines(study)
+    if fit and found is None:
+        found = baselines(task, settings, load(), echo)
+        record.set_baselines(study, found)
+        for name, metrics in found.items():
+            log.reference("baseline", name, metrics)
+    return found or {}
+
+
+def ensure_original(
+    study: Any,
+    task: Task,
+    settings: dict,
+    load: Load,
+    device: Any,
+    epochs: int | None,
+    log: StudyLog,
+    echo: Echo,
+) -> Replay:
+    """The original's replay, kept in the study (a summary) with its MLflow run (its curve),
+    replayed or taken from the cache where the study has none yet."""
+    kept = record.original(study)
+    if kept is not None:
+        return kept
+    replay = replay_original(task, settings, load(), device, epochs, echo)
+    config = original_config(task, epochs)
+    replay.run_id = log.reference(
+        "original",
+        task.name,
+        replay.metrics,
+        config.params(),
+        {"diagnosis": replay.diagnosis},
+        history=replay.history,
+    )
+    record.set_original(study, replay)
+    return replay
+
+
+def original_history(study: Any) -> list[dict[str, float]]:
+    """The per-epoch metrics of the study's original replay: kept by an older hpo in the study,
+    else in this machine's cache of the replay; [] where neither has them."""
+    kept = record.original(study)
+    if kept is None or kept.history:
+        return kept.history if kept is not None else []
+    info = record.info(study)
+    try:
+        task = get_task(info.task or "")
+        settings = task.settings(info.data or {})
+    except (UserError, ValueError):
+        return []
+    config = original_config(task, info.original_epochs)
+    path = (
+        cache_dir() / "originals" / f"{original_key(task, settings, config, kept.device, 0)}.json"
+    )
+    try:
+        return list(json.loads(path.read_text()).get("history") or [])
+    except (OSError, json.JSONDecodeError):
+        return []

@@ -1,34 +1,46 @@
 """The two entry points of `hpo study`: run (create or resume a study and train its trials) and
-summarize (the parent of --workers K, once its workers stopped)."""
+summarize (the parent of --workers K, once its workers stopped); both end with the study's
+Summary: the best trial beside the baselines and the replayed original."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 
 import optuna
 
+from hpo.search import record
 from hpo.study.options import Echo, Options, Summary, directions_of, objective_names, resolve_spec
-from hpo.study.queries import counts
-from hpo.study.runner import Runner, load_data, timeout_text
-from hpo.study.storage import mask, storage_url
+from hpo.study.queries import counts, cut_short, pareto_front, trial_record
+from hpo.study.references import ensure_baselines, ensure_original
+from hpo.study.runner import StudyRunner, timeout_text
+from hpo.study.storage import storage_url
 from hpo.tasks import get_task
-from hpo.util import logs as quiet
+from hpo.util import logs
+from hpo.util.errors import masked
 from hpo.util.outcomes import Stop
+
+# Draws the study's plots into a folder (hpo.report.figures.plots): (study, folder, the
+# original's per-epoch metrics) -> the files written. Given by the caller, which sits above.
+Plots = Callable[[optuna.Study, str, list[dict[str, float]]], list[str]]
 
 
 def _echo(echo: Echo | None) -> Echo:
     return echo or (lambda s: print(s, file=sys.stderr, flush=True))
 
 
-def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
+def run(
+    task_name: str, options: Options, echo: Echo | None = None, plots: Plots | None = None
+) -> Summary:
     """Create or resume the study for `task_name` and run it to `options.trials` finished."""
     echo = _echo(echo)
     # Optuna would log each failed trial with a traceback; our own line gives the reason.
-    optuna.logging.set_verbosity(quiet.optuna_level())
+    optuna.logging.set_verbosity(logs.optuna_level())
     task = get_task(task_name)
     spec = resolve_spec(task_name, options, echo)
-    runner = Runner(task, spec, options, echo)
+    runner = StudyRunner(task, spec, options, echo)
     runner.open()
     finished, _ = counts(runner.study)
     objectives = zip(
@@ -39,15 +51,14 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
     echo(
         f"study {runner.study_name!r} (task {task.name}: "
         + ", ".join(f"{n}, {d}" for n, d in objectives)
-        + f") in {mask(storage_url(options.storage))}: {finished}/{runner.budget} trials "
+        + f") in {masked(storage_url(options.storage))}: {finished}/{runner.budget} trials "
         "finished" + (f"; MLflow {runner.log.uri}" if runner.log.uri else "")
     )
     if finished < runner.budget:
         if runner.device.type == "cpu":  # up front, before a long data load or baseline
             echo("no GPU in use: trials run on the CPU")
         t0 = time.monotonic()
-        data = load_data(task, runner.settings, runner.device)
-        runner.data = data
+        data = runner.load()
         c, h, w = data.image_shape
         echo(
             f"data: {len(data.train)} train / {len(data.val)} val images {c}x{h}x{w} on "
@@ -56,22 +67,93 @@ def run(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
             + (f" + local moves {spec.local_moves:g}, " if spec.local_moves else ", ")
             + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )
-        runner.baselines()  # first, so that every trial can log its gain over the baseline
+        baselines(runner)  # first, so that every trial can log its gain over the baseline
     stop = runner.optimize() if finished < runner.budget else (Stop.NONE, "")
-    return runner.summary(stop, sum_up=not options.worker)
+    return summary(runner, stop, sum_up=not options.worker, plots=plots)
 
 
-def summarize(task_name: str, options: Options, echo: Echo | None = None) -> Summary:
+def summarize(
+    task_name: str, options: Options, echo: Echo | None = None, plots: Plots | None = None
+) -> Summary:
     """The parent of `--workers K`, after its workers stopped: the study's summary (original
     replay and plots included, once), without training a trial."""
     echo = _echo(echo)
-    optuna.logging.set_verbosity(quiet.optuna_level())
+    optuna.logging.set_verbosity(logs.optuna_level())
     task = get_task(task_name)
-    runner = Runner(task, resolve_spec(task_name, options), options, echo)
+    runner = StudyRunner(task, resolve_spec(task_name, options), options, echo)
     runner.open()
     finished, _ = counts(runner.study)
     deadline = runner.deadline()
     stop = (Stop.NONE, "")
     if finished < runner.budget and deadline is not None and time.monotonic() >= deadline:
         stop = (Stop.TIMEOUT, timeout_text(options.timeout))
-    return runner.summary(stop)
+    return summary(runner, stop, plots=plots)
+
+
+def baselines(runner: StudyRunner) -> dict[str, dict[str, float]]:
+    """The study's baselines (fitted once), which each trial's gain is measured against."""
+    found = ensure_baselines(
+        runner.study,
+        runner.task,
+        runner.settings,
+        runner.load,
+        runner.log,
+        runner.echo,
+        fit=runner.options.baselines,
+    )
+    runner.log.baseline = found
+    return found
+
+
+def summary(
+    runner: StudyRunner,
+    stop: tuple[Stop, str] = (Stop.NONE, ""),
+    sum_up: bool = True,
+    plots: Plots | None = None,
+) -> Summary:
+    """How the study stands. `sum_up` (once per study: the single process, or the parent of
+    --workers) also replays the original and logs the plots; a worker does neither."""
+    study, task = runner.study, runner.task
+    original = record.original(study)
+    if sum_up:
+        base = baselines(runner)
+        if runner.options.original:
+            original = ensure_original(
+                study,
+                task,
+                runner.settings,
+                runner.load,
+                runner.device,
+                runner.spec.original_epochs,
+                runner.log,
+                runner.echo,
+            )
+        if plots is not None and runner.log.parent_id is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                runner.log.files(plots(study, tmp, original.history if original else []))
+    else:
+        base = record.baselines(study) or {}
+    best = runner.best()
+    front = set(pareto_front(study))
+    cut = cut_short(study)
+    if best:
+        runner.log.best(best["value"])
+    if sum_up:
+        runner.log.finish()
+    return Summary(
+        runner.study_name,
+        task.name,
+        task.metric,
+        task.direction,
+        counts(study)[0],
+        runner.budget,
+        best,
+        base,
+        original,
+        stop[1],
+        stop[0],
+        objective_names(task, runner.options.objectives),
+        [trial_record(t) for t in study.get_trials(deepcopy=False) if t.number in front],
+        cut=trial_record(cut) | {"epochs": len(cut.intermediate_values)} if cut else None,
+        seeds=runner.spec.seeds,
+    )

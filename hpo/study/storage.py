@@ -1,49 +1,35 @@
-"""Optuna study storage: URL resolution, password masking, RDB storage with heartbeats."""
+"""Optuna study storage: the URL in use, the RDB storage with heartbeats, and a storage that
+rides out a database outage (Patient, retrying with tenacity)."""
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import optuna
+import tenacity
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from optuna.storages._cached_storage import _CachedStorage
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 
-from hpo.util.errors import UserError, first_line
+from hpo.search.optuna_private import NamedStudyCache
+from hpo.util.errors import UserError, first_line, masked, scrub
 from hpo.util.interrupts import shielded
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"  # opens unchanged in optuna-dashboard
 HEARTBEAT_SECONDS = int(os.environ.get("HPO_HEARTBEAT_SECONDS", "10"))
 GRACE_SECONDS = int(os.environ.get("HPO_GRACE_SECONDS", "30"))  # dead worker -> trial FAIL
+SCHEMA_TRIES = 5  # workers that start together race to create the schema: a bounded retry
+# seconds between tries of one storage call while the database is away (about a minute in all)
+RETRY_BACKOFF = (1, 2, 4, 8, 15, 30)
 
 
 def storage_url(url: str | None = None) -> str:
     """--storage, else HPO_STORAGE, else the local SQLite file."""
     return url or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE
-
-
-def mask(url: str) -> str:
-    """The URL with its password replaced by ***, safe to print or log."""
-    if url in ("memory", ":memory:"):
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: show only the scheme
-        return url.split("://", 1)[0] + "://***" if "://" in url else "***"
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` with the URL's password removed wherever it appears (error messages)."""
-    try:
-        password = make_url(url).password
-    except Exception:
-        return text.replace(url, mask(url))
-    return text.replace(str(password), "***") if password else text
 
 
 def open_storage(url: str | None = None) -> Any:
@@ -58,39 +44,45 @@ def open_storage(url: str | None = None) -> Any:
     if url in ("memory", ":memory:"):
         return optuna.storages.InMemoryStorage()
     try:
-        parsed = make_url(url)
+        sqlite = make_url(url).get_backend_name() == "sqlite"
     except (exc.ArgumentError, ValueError):
         raise UserError(
-            f"malformed storage URL {mask(url)!r}: expected e.g. sqlite:///hpo.db"
+            f"malformed storage URL {masked(url)!r}: expected e.g. sqlite:///hpo.db"
         ) from None
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
+    if sqlite:
         engine_kwargs["connect_args"] = {"timeout": 60}  # several local workers share the file
-    last: Exception | None = None
-    # Workers starting together race to create the schema: retry a few times (bounded).
-    for attempt in range(5):
-        try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
-            )
-            if parsed.get_backend_name() == "sqlite":
-                _wal(storage.engine)
-            return storage
-        except (ImportError, ModuleNotFoundError) as e:
-            raise UserError(f"storage {mask(url)}: missing database driver ({e})") from None
-        except (exc.SQLAlchemyError, OSError, ValueError) as e:
-            last = e
-            if never_connected(e):
-                break  # unreachable or refused: retrying would only delay the message
-            time.sleep(0.5 * (attempt + 1))
-    reason = scrub(first_line(last), url) if last else "unknown error"
-    raise UserError(f"cannot open storage {mask(url)}: {reason}")
+
+    def connect() -> optuna.storages.RDBStorage:
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
+        )
+        if sqlite:
+            _wal(storage.engine)
+        return storage
+
+    # unreachable or refused: no retry, which would only delay the message
+    race = (exc.SQLAlchemyError, OSError, ValueError)
+    retry = tenacity.retry_if_exception(lambda e: isinstance(e, race) and not never_connected(e))
+    tries = tenacity.Retrying(
+        retry=retry,
+        stop=tenacity.stop_after_attempt(SCHEMA_TRIES),
+        wait=tenacity.wait_incrementing(start=0.5, increment=0.5),
+        reraise=True,
+    )
+    try:
+        return tries(connect)
+    except (ImportError, ModuleNotFoundError) as e:
+        raise UserError(f"storage {masked(url)}: missing database driver ({e})") from None
+    except race as e:
+        reason = scrub(first_line(e), url)
+        raise UserError(f"cannot open storage {masked(url)}: {reason}") from None
 
 
 def _wal(engine: Any) -> None:
@@ -112,10 +104,6 @@ class StorageLost(Exception):
     """The study storage stayed unreachable past the retry window."""
 
 
-# seconds between tries of one storage call while the database is away (about a minute in all)
-RETRY_BACKOFF = (1, 2, 4, 8, 15, 30)
-
-
 class Patient:
     """An RDBStorage whose calls ride out a database outage (a restart, a network cut): a call
     that fails for want of a connection is tried again with backoff (RETRY_BACKOFF), with one
@@ -123,11 +111,13 @@ class Patient:
     StorageLost at once (heartbeats fall silent instead), so the run can stop in one line and
     leave its running trial to the heartbeat of the next run.
 
-    Optuna's own `_CachedStorage` goes on top (`patient_storage`), as Optuna does for an RDB
-    storage; without it, a restart surfaced inside Optuna's `tell` as UnboundLocalError.
+    Optuna's own cache goes on top (`patient_storage`), as Optuna does for an RDB storage;
+    without it, a restart surfaced inside Optuna's `tell` as UnboundLocalError.
     """
 
-    def __init__(self, backend: Any, echo: Any, backoff: tuple[float, ...] = RETRY_BACKOFF):
+    def __init__(
+        self, backend: Any, echo: Callable[[str], None], backoff: tuple[float, ...] = RETRY_BACKOFF
+    ):
         self._backend, self._echo, self._backoff = backend, echo, backoff
         self._lock = threading.Lock()
         self.away = False  # an outage is under way (reported once)
@@ -137,51 +127,59 @@ class Patient:
         attr = getattr(self._backend, name)
         if not callable(attr):
             return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._call(name, attr, args, kwargs)
-
-        return call
+        return lambda *args, **kwargs: self._call(name, attr, args, kwargs)
 
     def _call(self, name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
         heartbeat = name == "record_heartbeat"
-        for attempt, wait in enumerate((*self._backoff, None)):
-            if self.lost is not None:
-                if heartbeat:
-                    return None
-                raise StorageLost(self.lost)
-            try:
-                with shielded():  # Ctrl-C waits for the call (hpo.util.interrupts)
-                    result = fn(*args, **kwargs)
-            except UpdateFinishedTrialError:
-                if attempt and name == "set_trial_state_values":
-                    return True  # the try that lost its connection had stored it already
+        if self.lost is not None:
+            if heartbeat:
+                return None
+            raise StorageLost(self.lost)
+        tries = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_went_away),
+            wait=tenacity.wait_chain(*map(tenacity.wait_fixed, self._backoff)),
+            stop=tenacity.stop_after_attempt(len(self._backoff) + 1),
+            before_sleep=self._going_away,
+            reraise=True,
+        )
+        try:
+            for attempt in tries:
+                with attempt:
+                    try:
+                        with shielded():  # Ctrl-C waits for the call (hpo.util.interrupts)
+                            result = fn(*args, **kwargs)
+                    except UpdateFinishedTrialError:
+                        # the try that lost its connection had stored it already
+                        if attempt.retry_state.attempt_number == 1:
+                            raise
+                        if name != "set_trial_state_values":
+                            raise
+                        result = True
+        except (exc.SQLAlchemyError, StorageInternalError) as e:
+            if not _went_away(e):
                 raise
-            except (exc.SQLAlchemyError, StorageInternalError) as e:
-                # Optuna wraps SQLAlchemy's error of a failed commit in StorageInternalError
-                cause = e.__cause__ if isinstance(e, StorageInternalError) else e
-                if not _connection_lost(cause):
-                    raise
-                reason = scrub(first_line(cause), str(self._backend.url))
-                with self._lock:
-                    if wait is None:
-                        total = sum(self._backoff)
-                        self.lost = f"unreachable for more than {total:g} s ({reason})"
-                        if heartbeat:
-                            return None
-                        raise StorageLost(self.lost) from None
-                    if not self.away:
-                        self.away = True
-                        self._echo(f"storage unreachable ({reason}); retrying with backoff")
-                time.sleep(wait)
-                continue
-            if self.away:
-                with self._lock:
-                    if self.away:
-                        self.away = False
-                        self._echo("storage reachable again; going on")
-            return result
-        raise AssertionError("not reached")
+            with self._lock:
+                self.lost = f"unreachable for more than {sum(self._backoff):g} s ({self._why(e)})"
+            if heartbeat:
+                return None
+            raise StorageLost(self.lost) from None
+        if self.away:
+            with self._lock:
+                if self.away:
+                    self.away = False
+                    self._echo("storage reachable again; going on")
+        return result
+
+    def _why(self, error: BaseException) -> str:
+        cause = error.__cause__ if isinstance(error, StorageInternalError) else error
+        return scrub(first_line(cause), str(self._backend.url))
+
+    def _going_away(self, state: tenacity.RetryCallState) -> None:
+        with self._lock:
+            if not self.away:
+                self.away = True
+                reason = self._why(state.outcome.exception())
+                self._echo(f"storage unreachable ({reason}); retrying with backoff")
 
 
 def never_connected(error: BaseException) -> bool:
@@ -200,8 +198,11 @@ def never_connected(error: BaseException) -> bool:
     )
 
 
-def _connection_lost(error: BaseException | None) -> bool:
-    """A database error that a new connection can cure (the server went away), not bad data."""
+def _went_away(error: BaseException) -> bool:
+    """A database error that a new connection can cure (the server went away), not bad data.
+    Optuna wraps SQLAlchemy's error of a failed commit in StorageInternalError."""
+    if isinstance(error, StorageInternalError):
+        error = error.__cause__
     lost = (
         exc.OperationalError,
         exc.InterfaceError,
@@ -212,30 +213,7 @@ def _connection_lost(error: BaseException | None) -> bool:
     return isinstance(error, lost) or bool(getattr(error, "connection_invalidated", False))
 
 
-class NamedStudyCache(_CachedStorage):
-    """Optuna's cache of an RDB storage, which also remembers each study's id by name.
-
-    Optuna asks the database for it each time it builds a Study object, and a Hyperband
-    pruner builds one per bracket view: for each sampled knob and each reported epoch, ~25
-    queries a cifar10 trial (benchmarks/trial_overhead.py). A study keeps its id for its life;
-    one deleted through this storage is forgotten."""
-
-    def __init__(self, backend: Any) -> None:
-        super().__init__(backend)
-        self._ids_by_name: dict[str, int] = {}
-
-    def get_study_id_from_name(self, study_name: str) -> int:
-        found = self._ids_by_name.get(study_name)
-        if found is None:
-            found = self._ids_by_name[study_name] = super().get_study_id_from_name(study_name)
-        return found
-
-    def delete_study(self, study_id: int) -> None:
-        self._ids_by_name = {n: i for n, i in self._ids_by_name.items() if i != study_id}
-        super().delete_study(study_id)
-
-
-def patient_storage(storage: Any, echo: Any) -> tuple[Any, Patient | None]:
+def patient_storage(storage: Any, echo: Callable[[str], None]) -> tuple[Any, Patient | None]:
     """(the storage a study should use, its Patient or None): an RDBStorage behind a Patient
     and Optuna's cache; anything else unchanged."""
     if not isinstance(storage, optuna.storages.RDBStorage):

@@ -1,6 +1,7 @@
 """The model registry: `hpo train` logs the retrained PyTorch model on its run and registers
-it under the study's name. Apart from hpo.track.runs, the only module that imports mlflow; kept
-apart because mlflow.pytorch alone takes seconds to import, which a study never needs."""
+it under the study's name. With hpo.track.client and hpo.track.study_log, the only modules that
+import mlflow; apart because mlflow.pytorch alone takes seconds to import, which a study never
+needs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import mlflow.pytorch
 import torch
 from mlflow.models import infer_signature
 
-from hpo.track.runs import Tracker
+from hpo.track.client import Tracker
 from hpo.util import logs as quiet
 
 PREDICTION_DEVICE = "MLFLOW_DEFAULT_PREDICTION_DEVICE"  # where MLflow's pyfunc loads a model

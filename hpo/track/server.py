@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
 
-from hpo.util.errors import UserError
+from hpo.util.errors import UserError, masked
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default store, in the working dir
 # An http(s) tracking server must answer within this many seconds when a command starts.
@@ -18,15 +17,6 @@ SERVER_WAIT_SECONDS = 5.0
 def tracking_uri(uri: str | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the local SQLite store."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def shown(uri: str) -> str:
-    """The URI without a password, safe to print."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def check_server(uri: str, wait: float = SERVER_WAIT_SECONDS) -> None:
@@ -42,6 +32,6 @@ def check_server(uri: str, wait: float = SERVER_WAIT_SECONDS) -> None:
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
         raise UserError(
-            f"MLflow tracking server {shown(uri)} is unreachable ({reason}; waited up to "
+            f"MLflow tracking server {masked(uri)} is unreachable ({reason}; waited up to "
             f"{wait:g} s): start it, or choose another --tracking-uri / MLFLOW_TRACKING_URI"
         ) from None

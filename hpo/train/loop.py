@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from hpo.train.augment import flip_crop
 from hpo.train.config import Config
-from hpo.train.data import Split, TaskData, batch_indices, to_float
+from hpo.train.data import TaskData, batch_indices, to_float
+from hpo.train.evaluate import autocast, evaluate, metrics_for, predict  # noqa: F401
 from hpo.train.models import Net, build_model
 from hpo.train.optim import (
     LOOKAHEAD_EVERY,
@@ -74,54 +74,6 @@ class Result:
     model: Net | None = None
 
 
-def metrics_for(kind: str, out: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
-    """Task metrics of predictions `out` against targets `y` (one sync at the end)."""
-    if kind == "regression":
-        mse = F.mse_loss(out, y)
-        var = y.var(dim=0, unbiased=False).clamp_min(1e-12)
-        r2 = 1.0 - ((out - y) ** 2).mean(dim=0) / var  # per target, then averaged (sklearn)
-        # prediction spread / target spread: ~0 when a net predicts the mean for every input
-        spread = (out.std(dim=0, unbiased=False) / var.sqrt()).mean()
-        values = torch.stack([mse, r2.mean(), spread]).tolist()
-        return {
-            f"{prefix}_loss": values[0],
-            f"{prefix}_mse": values[0],
-            f"{prefix}_r2": values[1],
-            f"{prefix}_pred_spread": values[2],
-        }
-    loss = F.cross_entropy(out, y)
-    accuracy = (out.argmax(dim=1) == y).float().mean()
-    majority = torch.bincount(y).max() / y.numel()  # accuracy of always guessing the top class
-    values = torch.stack([loss, accuracy, accuracy - majority]).tolist()
-    return {
-        f"{prefix}_loss": values[0],
-        f"{prefix}_accuracy": values[1],
-        f"{prefix}_over_chance": values[2],
-    }
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
-) -> torch.Tensor:
-    """Model outputs for uint8 images `x`, in eval mode, batch by batch (float32)."""
-    was_training = model.training
-    model.eval()
-    channels_last = device.type == "cuda"
-    outs = []
-    for idx in batch_indices(x.shape[0], batch_size, None, x.device):
-        with _autocast(device):
-            outs.append(model(to_float(x[idx], channels_last)).float())
-    model.train(was_training)
-    return torch.cat(outs)
-
-
-def evaluate(model: nn.Module, split: Split, kind: str, batch_size: int, prefix: str = "val"):
-    """Metrics of `model` on a split."""
-    out = predict(model, split.x, batch_size, split.x.device)
-    return metrics_for(kind, out, split.y, prefix)
-
-
 class Trainer:
     """One training run, advanced an epoch at a time (several seeds can step in lockstep)."""
 
@@ -178,28 +130,37 @@ class Trainer:
 
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch, then evaluate; returns (and records) the epoch's metrics."""
-        config, data, model, optimizer = self.config, self.data, self.model, self.optimizer
         epoch = len(self.history) + 1
         if self.stem is not None:
-            self.stem.conv.bias.requires_grad_(epoch <= config.stem_bias_epochs)
-        # train one epoch
-        model.train()
+            self.stem.conv.bias.requires_grad_(epoch <= self.config.stem_bias_epochs)
         t0 = time.monotonic()
+        train_loss = self._train_epoch(epoch)  # its .item() syncs the device before timing
+        seconds = time.monotonic() - t0
+        if not math.isfinite(train_loss):
+            raise Diverged(f"loss became {train_loss} at epoch {epoch}")
+        metrics = {"train_loss": train_loss}
+        if self.validate:  # off for the final retrain on train + validation
+            metrics |= self._validate(epoch)
+        metrics |= {
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "epoch_seconds": seconds,
+            "images_per_second": self.n / max(seconds, 1e-9),
+        }
+        self.history.append(metrics)
+        return metrics
+
+    def _train_epoch(self, epoch: int) -> float:
+        """One pass over the training images; the mean training loss."""
+        config, model, optimizer = self.config, self.model, self.optimizer
+        model.train()
         loss_sum = torch.zeros((), device=self.device)
-        for i, idx in enumerate(
-            batch_indices(self.n, config.batch_size, self.shuffle, self.device)
-        ):
+        order = batch_indices(self.n, config.batch_size, self.shuffle, self.device)
+        for i, idx in enumerate(order):
             if not self.fixed_lr:
                 set_lr(optimizer, config, self.step, self.total_steps, self.steps_per_epoch)
-            x = to_float(data.train.x[idx], self.channels_last)
-            if self.augment:
-                flips = None  # random
-                if self.flip_bits is not None:  # every other epoch, every image flips
-                    flips = self.flip_bits[idx] ^ (epoch % 2 == 0)
-                x = flip_crop(x, pad=config.aug_pad, generator=self.shuffle, flips=flips)
-            with _autocast(self.device):
-                out = model(x)
-            loss = _loss(config, data.kind, out.float(), data.train.y[idx])
+            with autocast(self.device):
+                out = model(self._batch(idx, epoch))
+            loss = _loss(config, self.data.kind, out.float(), self.data.train.y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -218,27 +179,29 @@ class Trainer:
                 raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise OutOfTime(f"time budget ran out during epoch {epoch}", self.history)
-        train_loss = (loss_sum / self.n).item()  # also syncs the device before timing
-        seconds = time.monotonic() - t0
-        if not math.isfinite(train_loss):
-            raise Diverged(f"loss became {train_loss} at epoch {epoch}")
-        # evaluate
-        metrics = {"train_loss": train_loss}
-        if self.validate:  # off for the final retrain on train + validation
-            # Test-time augmentation (6 forward passes an image at tta 2) only at the last
-            # epoch: the pruner compares every trial on plain predictions at its rungs, and
-            # earlier epochs cost one pass (on an H100, 0.07 s an epoch of a 3 s trial).
-            model.tta = config.tta if epoch == config.epochs else 0
-            metrics |= evaluate(model, data.val, data.kind, self.eval_batch)
-            model.tta = config.tta
-            if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
-                raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
-        metrics |= {
-            "lr": optimizer.param_groups[0]["lr"],
-            "epoch_seconds": seconds,
-            "images_per_second": self.n / max(seconds, 1e-9),
-        }
-        self.history.append(metrics)
+        return (loss_sum / self.n).item()
+
+    def _batch(self, idx: torch.Tensor, epoch: int) -> torch.Tensor:
+        """The training images at `idx` as the net sees them: floats, flipped and cropped."""
+        x = to_float(self.data.train.x[idx], self.channels_last)
+        if not self.augment:
+            return x
+        flips = None  # random
+        if self.flip_bits is not None:  # every other epoch, every image flips
+            flips = self.flip_bits[idx] ^ (epoch % 2 == 0)
+        return flip_crop(x, pad=self.config.aug_pad, generator=self.shuffle, flips=flips)
+
+    def _validate(self, epoch: int) -> dict[str, float]:
+        """The validation metrics after `epoch`. Test-time augmentation (6 forward passes an
+        image at tta 2) only at the last epoch: the pruner compares every trial on plain
+        predictions at its rungs, and earlier epochs cost one pass (on an H100, 0.07 s an epoch
+        of a 3 s trial)."""
+        config, model, data = self.config, self.model, self.data
+        model.tta = config.tta if epoch == config.epochs else 0
+        metrics = evaluate(model, data.val, data.kind, self.eval_batch)
+        model.tta = config.tta
+        if data.kind == "regression" and not math.isfinite(metrics["val_loss"]):
+            raise Diverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
         return metrics
 
 
@@ -324,8 +287,3 @@ def _loss(config: Config, kind: str, out: torch.Tensor, y: torch.Tensor) -> torc
     if kind == "regression":
         return F.mse_loss(out, y)
     return F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
-
-
-def _autocast(device: torch.device):
-    # bf16 on CUDA: tensor-core speed without loss scaling; CPU stays float32.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -13,7 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
+
+import psutil
 
 from hpo.ui.server import group_members
 
@@ -30,14 +31,18 @@ def end_group(child: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
     """SIGTERM to our group (we ignore it), then, if any of it is left after `grace` seconds,
     SIGKILL to it (us included)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    me = os.getpid()
+    others = [
+        psutil.Process(pid) for pid in group_members(os.getpgid(0)) if pid not in (me, child.pid)
+    ]
     os.killpg(0, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        child.poll()  # reap the server, else it counts as running
-        if group_members(os.getpgid(0)) == [os.getpid()]:
-            return
-        time.sleep(0.05)
-    os.killpg(0, signal.SIGKILL)
+    try:
+        child.wait(timeout=grace)  # the server: our child, reaped here
+    except subprocess.TimeoutExpired:
+        pass
+    psutil.wait_procs(others, timeout=grace)
+    if group_members(os.getpgid(0)) != [me]:
+        os.killpg(0, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:

@@ -16,8 +16,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import BinaryIO
+
+import psutil
 
 from hpo.util.errors import UserError
 from hpo.util.interrupts import handle
@@ -94,49 +95,42 @@ def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> lis
     ignored meanwhile, so that a second Ctrl-C cannot cut the clean-up short."""
     with _signals_ignored():
         pgid = proc.pid  # a session leader: its pid is its group's id
-        left: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGKILL):
+            # the leader is our child: Popen reaps it (and keeps its exit code); psutil waits
+            # for the rest of the group
+            others = processes([pid for pid in group_members(pgid) if pid != pgid])
             _killpg(pgid, sig)
-            deadline = time.monotonic() + grace
-            while True:
-                proc.poll()  # reap the leader, else it lingers as a zombie
-                left = group_members(pgid)
-                if not left or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            if not left:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            psutil.wait_procs(others, timeout=grace)
+            if not group_members(pgid):
                 break
-        try:
-            proc.wait(timeout=grace)  # reap the leader (a zombie by now, if it is gone)
-        except subprocess.TimeoutExpired:
-            pass
-        return left
+        return group_members(pgid)
 
 
 def group_members(pgid: int) -> list[int]:
     """The running (not zombie) processes of process group `pgid`."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: whether the group can still be signalled
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
     found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for p in psutil.process_iter(["status"]):
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
+            if p.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) == pgid:
+                found.append(p.pid)
+        except (ProcessLookupError, psutil.Error):  # gone meanwhile
             continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
     return found
+
+
+def processes(pids: list[int]) -> list[psutil.Process]:
+    """psutil's handles on the processes `pids` that are still there."""
+    out = []
+    for pid in pids:
+        try:
+            out.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    return out
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpo.track.server import check_server, shown, tracking_uri
+from hpo.track.server import check_server, tracking_uri
 from hpo.ui.server import HOST, Server, signals_interrupt
-from hpo.util.errors import UserError
+from hpo.util.errors import UserError, masked, without_credentials
 
 REQUEST_SECONDS = 30.0
 VIEW_KEY = "hpo"  # ?viewStateShareKey=hpo reads the experiment tag mlflow.sharedViewState.hpo
@@ -63,12 +63,12 @@ def run(
     if uri.startswith(("http://", "https://")):
         check_server(uri)
         api = Api(uri)
-        url, name = study_url(api, _public(uri), study)
+        url, name = study_url(api, without_credentials(uri), study)
         say(_line(url, name, ""))
         return 0
     _check_store(uri)
     port = _free_port(port)
-    warn(f"starting MLflow's server over {shown(uri)} on {HOST}:{port} ...")
+    warn(f"starting MLflow's server over {masked(uri)} on {HOST}:{port} ...")
     server: Server | None = None
     with signals_interrupt():
         try:
@@ -234,7 +234,7 @@ class Api:
 
     def __init__(self, uri: str) -> None:
         parts = urllib.parse.urlsplit(uri)
-        self.base = _public(uri)
+        self.base = without_credentials(uri)
         self.headers = {"Content-Type": "application/json"}
         user = parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME")
         password = parts.password or os.environ.get("MLFLOW_TRACKING_PASSWORD")
@@ -267,12 +267,6 @@ class Api:
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", None) or e
             raise UserError(f"MLflow server {self.base} did not answer ({reason})") from None
-
-
-def _public(uri: str) -> str:
-    """The URI without user:password (for links) and without a trailing slash."""
-    parts = urllib.parse.urlsplit(uri.rstrip("/"))
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _check_store(uri: str) -> None:

@@ -1,6 +1,7 @@
 """Reading the CIFAR-10 python batches: the official file names, a safe unpickler that imports
 nothing beyond numpy arrays, the train/test loaders (the train loader never opens test_batch)
-and the fixed train/validation split. hpo.tasks.cifar10.download finds, fetches and verifies them."""
+and the fixed train/validation split. hpo.tasks.cifar10.download finds, fetches and verifies
+them."""
 
 from __future__ import annotations
 

@@ -99,3 +99,19 @@ def test_space_is_conditional_and_names_are_stable():
         assert f"conv_channels_{len(config.conv_channels)}" not in names
         assert ("momentum" in names) == (config.optimizer == "sgd")
         study.tell(trial, 0.0)
+
+
+def test_a_knob_of_the_table_is_searched_validated_and_listed():
+    """grad_clip: one row of hpo.search.space.KNOBS; the spec takes it, a trial draws it, the
+    ablation offers it, `hpo study --help` lists it."""
+    from hpo.diagnose.changes import single_changes
+    from hpo.search.space import help_lines
+
+    spec = parse_spec({"task": "box", "space": {"grad_clip": {"low": 0.1, "high": 10.0}}})
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    config = suggest(trial, spec, Config())
+    assert 0.1 <= config.grad_clip <= 10.0 == trial.distributions["grad_clip"].high
+    assert any(c.knob == "grad_clip" for c in single_changes(Config(), spec.space))
+    assert any(line.startswith("grad_clip (float): ") for line in help_lines())
+    with pytest.raises(SpecError, match="grad_clip must be >= 0"):
+        parse_spec({"task": "box", "space": {"grad_clip": {"low": -1.0, "high": 1.0}}})

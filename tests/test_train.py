@@ -225,3 +225,22 @@ def test_l1_keeps_the_one_informative_pixel():
     assert used.sum() <= 3  # the class pixel, and at most a couple of stragglers
     plain = train(config.replace(l1=0.0), data, device=CPU, keep_model=True)
     assert (plain.model.l1_weights()[0][0] != 0).all()  # without it: every weight in use
+
+
+def test_grad_clip_bounds_every_step(box_data):
+    """A searched knob added as one row of hpo.search.space.KNOBS plus the code that uses it:
+    with the gradients' norm clipped to c, plain SGD at lr 1 moves the weights by at most c a
+    step, where lr 1e3 without it diverges."""
+    config = Config(dense_units=(16,), optimizer="sgd", momentum=0.0, lr=1.0, epochs=1)
+    trainer = Trainer(config.replace(grad_clip=1e-3), box_data, device=CPU)
+    before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+    trainer.run_epoch()
+    after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    assert 0 < (after - before).norm() <= 1e-3 * trainer.steps_per_epoch * (1 + 1e-4)
+    with pytest.raises(Diverged):
+        train(config.replace(lr=1e3, epochs=3), box_data, device=CPU)
+    assert math.isfinite(
+        train(config.replace(lr=1e3, grad_clip=1e-3), box_data, device=CPU).metrics["val_mse"]
+    )
+    with pytest.raises(ValueError, match="grad_clip must be >= 0"):
+        config.replace(grad_clip=-1.0)

@@ -79,6 +79,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("nesterov", bool, "SGD Nesterov momentum", _is("optimizer", "sgd")),
     Knob("weight_decay", float, "L2 weight decay"),
     Knob("l1", float, "decoupled L1 (a proximal step after each update), relative to lr"),
+    Knob("grad_clip", float, "clip the gradients' global norm to this; 0 = off"),
     Knob("schedule", str, "constant, cosine, onecycle or keras_decay"),
     Knob(
         "warmup_epochs", float, "linear warm-up of the cosine schedule", _is("schedule", "cosine")

@@ -72,6 +72,9 @@ class Config:
     # gradient keeps one sign (|Adam step| ~ lr > lr * l1 for l1 < 1): pixel's one informative
     # pixel stays, the noise weights a dense net would memorise go to zero.
     l1: float = 0.0
+    # Before each step the gradients' global (L2) norm is scaled down to at most this: one bad
+    # batch cannot throw a net far (Pascanu et al. 2013, exploding gradients); 0 = off.
+    grad_clip: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0  # linear warm-up (cosine); onecycle sets its own
     # onecycle: linear from lr_start x lr to lr at lr_peak_at of all steps, then linear down to
@@ -157,6 +160,8 @@ class Config:
             raise ValueError("lr, batch_size and epochs must be positive")
         if not self.l1 >= 0.0:
             raise ValueError("l1 must be >= 0")
+        if not self.grad_clip >= 0.0:
+            raise ValueError("grad_clip must be >= 0")
         if self.tta not in (0, 1, 2):
             raise ValueError(f"tta must be 0, 1 or 2, got {self.tta!r}")
         if not (self.logit_scale > 0 and self.bn_lr_scale > 0):

@@ -121,6 +121,7 @@ class Trainer:
         # a diverged run still stops within that many steps.
         self.check_every = 8 if device.type == "cpu" else 25
         self.constrained = config.max_norm > 0
+        self.trained = [p for p in model.parameters() if p.requires_grad]  # what grad_clip sees
         self.l1_weights = model.l1_weights() if config.l1 > 0 else []
         self.fixed_lr = config.schedule == "constant"
         if self.fixed_lr:
@@ -163,6 +164,8 @@ class Trainer:
             loss = _loss(config, self.data.kind, out.float(), self.data.train.y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.trained, config.grad_clip)
             optimizer.step()
             if self.constrained:
                 model.apply_constraints()

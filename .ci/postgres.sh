@@ -64,8 +64,13 @@ fi
 
 if [ -z "$BIN" ]; then
   log "installing postgresql with apt-get (quiet; log in /tmp/hpo-pg-apt.log)"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql; } \
+  SUDO=""  # a contributor who is not root installs through sudo
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "postgresql is not installed and neither root nor sudo can install it"
+    SUDO="sudo"
+  fi
+  if ! { $SUDO apt-get update -qq &&
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; } \
     >/tmp/hpo-pg-apt.log 2>&1; then
     tail -n 20 /tmp/hpo-pg-apt.log >&2
     die "apt-get install postgresql failed"

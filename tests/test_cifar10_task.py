@@ -6,6 +6,7 @@ the shipped specs, and `hpo study cifar10` as a real subprocess (also offline, w
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import time
@@ -31,7 +32,7 @@ from hpo.train.config import Config
 from hpo.train.models import build_model, count_parameters
 from hpo.util.errors import UserError
 
-from .conftest import ROOT, hpo, write_spec
+from .conftest import ROOT, cli, hpo, write_spec
 from .test_cifar10_data import PUBLISHED_ARCHIVE_MD5, ROWS, md5_of, write_batches
 
 CPU = torch.device("cpu")
@@ -393,3 +394,24 @@ def test_offline_without_data_is_one_error_line(
     assert len(errors) == 1 and out.stderr.strip().splitlines()[-1] == errors[0]
     assert ARCHIVE in errors[0] and str(empty) in errors[0]
     assert not (empty / (ARCHIVE + ".part")).exists()  # no half download left behind
+
+
+def test_hpo_train_reads_the_data_where_the_study_did(
+    extracted: Path, scratch: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpo study cifar10 --data-dir X` keeps X in the study: `hpo train cifar10` then reads the
+    data there, with no flag and no HPO_DATA_DIR (the default folder is empty, the network
+    refused)."""
+    monkeypatch.delenv("HPO_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(scratch / "empty-cache"))
+    spec = write_spec(scratch / "tiny-cifar10.toml", TINY_CIFAR)
+    common = ["--storage", f"sqlite:///{scratch / 'hpo.db'}", "--tracking-uri", tracking_uri]
+    study = cli(
+        "study", "cifar10", "--trials", "1", "--epochs", "1", "--no-original", "--no-baseline",
+        "--spec", str(spec), "--device", "cpu", "--data-dir", str(extracted.parent), *common,
+    )  # fmt: skip
+    assert study.returncode == 0, study.stderr[-3000:]
+    assert "HPO_DATA_DIR" not in os.environ
+    train = cli("train", "cifar10", "--finalists", "0", "--device", "cpu", *common)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert train.stdout.startswith("trial 0: test_loss ")

@@ -106,7 +106,9 @@ def test_a_study_on_the_embedded_defaults_then_its_report_in_three_formats(finis
     assert 0 <= data["baselines"]["linear_regression"]["val_r2"] <= 1
     assert "val_r2" in data["original"]
     table = cli("report", "box")
-    assert table.returncode == 0 and "baseline:linear_regression" in table.stdout
+    rows = [line.split() for line in table.stdout.splitlines()]
+    assert table.returncode == 0 and ["-", "baseline", "REFERENCE"] == rows[-2][:3]
+    assert "linear_regression" in rows[-2] and rows[-1][:3] == ["-", "original", "REFERENCE"]
     csv = cli("report", "box", "--format", "csv")
     assert csv.stdout.splitlines()[0].startswith("trial,state,val_mse")
 

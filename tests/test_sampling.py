@@ -288,3 +288,29 @@ def test_hyperband_at_rungs_stops_the_same_trials_at_the_same_epochs_reading_les
     assert ours == plain
     assert {step for state, step in ours if state == TrialState.PRUNED} == {1, 3, 9}
     assert our_reads < plain_reads / 2, (our_reads, plain_reads)
+
+
+def test_hyperband_at_rungs_never_stops_a_trial_at_its_last_epoch():
+    """With 3 epochs a trial (a rung), plain Hyperband stops trials that trained all 3; ours
+    lets them complete, and still stops at epoch 1."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    def run(pruner):
+        study = optuna.create_study(study_name="last", pruner=pruner)
+
+        def objective(trial):
+            x = trial.suggest_float("x", 0.0, 1.0)
+            for epoch in (1, 2, 3):
+                trial.report(x * (4 - epoch), epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned
+            return x
+
+        study.optimize(objective, n_trials=40)
+        return [(t.state, len(t.intermediate_values)) for t in study.trials]
+
+    plain = run(optuna.pruners.HyperbandPruner(min_resource=1, max_resource=3))
+    ours = run(HyperbandAtRungs(min_resource=1, max_resource=3))
+    pruned_at_3 = lambda states: sum(s == TrialState.PRUNED and n == 3 for s, n in states)  # noqa: E731
+    assert pruned_at_3(plain) > 0 and pruned_at_3(ours) == 0
+    assert any(s == TrialState.PRUNED and n == 1 for s, n in ours)  # rung 1 still prunes

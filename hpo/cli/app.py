@@ -92,6 +92,16 @@ def parse_data(items: list[str]) -> dict[str, Any]:
     return out
 
 
+DataDir = Annotated[
+    str | None,
+    typer.Option(
+        "--data-dir",
+        envvar="HPO_DATA_DIR",
+        help="Where data sets are read, or downloaded to (cifar10). [default: where the "
+        "study read them, else ~/.cache/hpo/data]",
+        show_default=False,
+    ),
+]
 ARGV: list[str] = []  # the command line, for --workers to start its workers with
 STARTED: list[float] = []  # time.time() when main() began: --timeout counts from it
 DataItems = Annotated[

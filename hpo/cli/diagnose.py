@@ -8,6 +8,7 @@ import typer
 
 from hpo.cli.app import (
     AnswerFormat,
+    DataDir,
     DataItems,
     Storage,
     StudyName,
@@ -36,6 +37,7 @@ def diagnose_cmd(
         ),
     ] = None,
     data: DataItems = None,
+    data_dir: DataDir = None,
     screen_all: Annotated[
         bool,
         typer.Option(
@@ -60,6 +62,7 @@ def diagnose_cmd(
     seed: Annotated[int, typer.Option(help="First of the seeds (seed*1000 + k).")] = 0,
     format: Annotated[
         AnswerFormat,
+        DataDir,
         typer.Option("--format", help="text, markdown to paste into an answer, or json."),
     ] = AnswerFormat.text,
 ) -> None:
@@ -85,6 +88,7 @@ def diagnose_cmd(
         screen_all=screen_all,
         full_budget=full_budget,
         reverse=reverse,
+        data_dir=data_dir,
     )
     if tracking:
         run_id = diagnose_report.log_to_mlflow(result, storage, tracking_uri)

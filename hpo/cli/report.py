@@ -18,7 +18,16 @@ def report(
     format: Annotated[
         Format, typer.Option("--format", help="Output format (the JSON is a stable contract).")
     ] = Format.table,
-    top: Annotated[int | None, typer.Option(help="Show only the best N trials.")] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show only the best N trials.")] = None,
+    all_columns: Annotated[
+        bool,
+        typer.Option(
+            "--all-columns",
+            help="Every metric and param as a column (the table is otherwise cut to 120 "
+            "characters: rank, trial, state, the metric, seconds, a note and the params that "
+            "differ, as many as fit). --format csv always has them all.",
+        ),
+    ] = False,
     plots: Annotated[
         str | None,
         typer.Option(
@@ -37,7 +46,7 @@ def report(
 
     get_task(task)
     loaded = study_queries.load(study_name or task, storage)
-    typer.echo(report_mod.render(report_mod.build(loaded), format.value, top))
+    typer.echo(report_mod.render(report_mod.build(loaded), format.value, top, all_columns))
     if plots:
         from hpo.report.figures import publish
 

@@ -11,6 +11,7 @@ import typer
 from hpo.cli.app import (
     ARGV,
     STARTED,
+    DataDir,
     DataItems,
     Pruner,
     Sampler,
@@ -123,15 +124,7 @@ def study(
             "setting, e.g. cifar10 on a CPU)."
         ),
     ] = None,
-    data_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--data-dir",
-            envvar="HPO_DATA_DIR",
-            help="Where downloaded data sets live. [default: ~/.cache/hpo/data]",
-            show_default=False,
-        ),
-    ] = None,
+    data_dir: DataDir = None,
     data: DataItems = None,
 ) -> None:
     """Create or resume a study and run it until it holds --trials finished trials."""
@@ -173,6 +166,7 @@ def study(
         deadline=deadline,
         worker=worker,
         worker_index=worker_index(),
+        started=STARTED[0] if STARTED else None,
     )
     summary, code = run_study(task, options, workers, ARGV, echo_err, _plots, _meanwhile)
     if summary is not None:

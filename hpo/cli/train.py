@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hpo.cli.app import Storage, StudyName, TrackingUri, app, echo_err
+from hpo.cli.app import DataDir, Storage, StudyName, TrackingUri, app, echo_err
 from hpo.util.errors import UserError
 
 
@@ -35,6 +35,7 @@ def train(
             "when that costs at most a quarter of the study's trial time, else 0]",
         ),
     ] = None,
+    data_dir: DataDir = None,
     finalist_seeds: Annotated[
         int, typer.Option(min=1, help="Fresh seeds each finalist is scored under.")
     ] = 2,
@@ -62,6 +63,7 @@ def train(
         finalists=finalists,
         finalist_seeds=finalist_seeds,
         echo=echo_err,
+        data_dir=data_dir,
     )
     typer.echo(
         f"{final.source}: "

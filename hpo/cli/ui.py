@@ -20,7 +20,10 @@ def ui(
     ] = None,
     tracking_uri: TrackingUri = None,
     port: Annotated[
-        int, typer.Option(help="Port on 127.0.0.1 for the MLflow server; 0 picks a free one.")
+        int,
+        typer.Option(
+            min=0, max=65535, help="Port on 127.0.0.1 for the MLflow server; 0 picks a free one."
+        ),
     ] = 5000,
 ) -> None:
     """Start MLflow's UI on 127.0.0.1 over the tracking store and print one line with the URL

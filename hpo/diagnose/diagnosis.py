@@ -22,7 +22,7 @@ from hpo.search.record import Replay
 from hpo.search.spec import PER_BLOCK, Param, SpecError, default_spec_path, load_spec
 from hpo.study import references
 from hpo.study.queries import best_trial as best_trial_of
-from hpo.study.queries import load
+from hpo.study.queries import load, use_data_dir
 from hpo.tasks import get_task
 from hpo.train.config import Config
 from hpo.train.data import TaskData, resolve_device
@@ -108,7 +108,9 @@ def _cached_original(task, settings, config: Config, device, seed: int) -> Run |
         metrics=dict(history[-1]) if history else {},
         solved=bool(history) and task.solved(history[-1]),
         label=diagnose(history, replay.outcome),
-        stopped=Stopped.BUDGET if replay.status == "ok" else Stopped.ERROR,
+        stopped={"ok": Stopped.BUDGET, "stopped": Stopped.HOPELESS}.get(
+            replay.status, Stopped.ERROR
+        ),
         reason=replay.reason,
         seconds=replay.seconds,
         outcome=replay.outcome,
@@ -206,11 +208,13 @@ def run(
     screen_all: bool = False,
     full_budget: bool = False,
     reverse: bool = True,
+    data_dir: str | None = None,
 ) -> Answer:
     """Replay the original, ablate it, and reverse-ablate the study's best; the answer."""
     t_start = time.monotonic()
     task = get_task(task_name)
     study = load(study_name or task_name, storage)
+    use_data_dir(study, data_dir)
     best_trial, best = _best(study)
     if epochs is None:  # the same budget as the study's replay: its spec's original_epochs
         epochs = original_epochs_of(study, task_name)

@@ -14,14 +14,13 @@ from typing import Any
 
 from hpo.study import references
 from hpo.train.config import Config
-from hpo.train.labels import diagnose
+from hpo.train.labels import dead, diagnose
 from hpo.train.loop import train
 from hpo.util.errors import first_line
 from hpo.util.outcomes import Outcome, TrainingError
 
 Echo = Callable[[str], None]
 CACHE_VERSION = 1  # bump when what a cached ablation run means changes
-DEAD_SPREAD = 1e-6  # regression outputs this constant over the validation set: a dead net
 OPTIMISM = 2.0  # a curve is hopeless when even twice its best gain per epoch cannot reach it
 NAMES = {"val_r2": "R²", "val_accuracy": "val accuracy", "val_mse": "val MSE"}
 
@@ -184,7 +183,7 @@ def hopeless(history: list[dict[str, float]], budget: int, success: tuple[str, f
     """
     name, threshold = success
     last, epoch = history[-1], len(history)
-    if last.get("val_pred_spread", 1.0) < DEAD_SPREAD:
+    if dead(last):
         return f"its outputs are the same for every input at epoch {epoch} (a dead net)"
     if epoch < max(2, math.ceil(budget / 2)) or name not in last:
         return ""

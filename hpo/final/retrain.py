@@ -13,7 +13,7 @@ from hpo.final.finalists import SEEDS, confirm_best, describe
 from hpo.search import record
 from hpo.study.progress import scaling_note
 from hpo.study.queries import best_trial as best_trial_of
-from hpo.study.queries import load, trial_numbered
+from hpo.study.queries import load, trial_numbered, use_data_dir
 from hpo.tasks import get_task
 from hpo.tasks.base import Task
 from hpo.track.client import Tracker
@@ -106,12 +106,14 @@ def retrain_and_register(
     finalists: int | None = None,
     finalist_seeds: int = SEEDS,
     echo: Echo = print,
+    data_dir: str | None = None,
 ) -> Final:
     """Retrain on train + validation, evaluate once on the test split, log and register.
     The best trial (neither `trial` nor `original`) is first confirmed among `finalists`
     (hpo.final.finalists; None: its default)."""
     task = get_task(task_name)
     study = load(study_name or task_name, storage)
+    use_data_dir(study, data_dir)
     config, source = choose(study, task_name, trial, original)
     try:
         dev = resolve_device(device)

@@ -47,6 +47,8 @@ def format_summary(s: Summary) -> str:
         )
         how += f", {o.diagnosis}" if o.diagnosis not in (None, "ok") else ""
         lines.append(f"  original  {_metrics(o.metrics)} ({how})")
+    if s.timing:
+        lines.append(f"  {s.timing}")
     return "\n".join(lines)
 
 

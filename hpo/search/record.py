@@ -26,6 +26,7 @@ from hpo.util.outcomes import Outcome
 
 _TASK, _METRIC, _OBJECTIVES, _DATA = "task", "metric", "objectives", "data"
 _ORIGINAL_EPOCHS, _SEED_OBJECTIVE, _VERSION = "original_epochs", "seed_objective", "hpo_version"
+_DATA_DIR = "data_dir"
 _PARENT_RUN, _BASELINES, _ORIGINAL = "mlflow_parent_run_id", "baselines", "original"
 _RESCORED, _PICK = "rescored", "finalists_pick"
 _PARAMS, _CONFIG, _SEEDS, _MOVE = "params", "config", "seeds", "local_move"
@@ -50,6 +51,7 @@ class StudyInfo:
     original_epochs: int | None = None  # the replay budget of the original (spec), for diagnose
     seed_objective: str = "mean"  # how a config's seeds are judged: "mean" or "worst"
     hpo_version: str | None = None
+    data_dir: str | None = None  # where the data set was read (--data-dir), for train, diagnose
 
 
 def write_info(study: Study, info: StudyInfo) -> None:
@@ -60,6 +62,7 @@ def write_info(study: Study, info: StudyInfo) -> None:
         (_ORIGINAL_EPOCHS, info.original_epochs),
         (_SEED_OBJECTIVE, info.seed_objective),
         (_VERSION, info.hpo_version),
+        (_DATA_DIR, info.data_dir),
         (_DATA, info.data),  # last: the other workers wait for it (wait_for_info)
     ):
         study.set_user_attr(key, value)
@@ -77,6 +80,7 @@ def info(study: Study) -> StudyInfo:
         original_epochs=attrs.get(_ORIGINAL_EPOCHS),
         seed_objective=attrs.get(_SEED_OBJECTIVE, "mean"),
         hpo_version=attrs.get(_VERSION),
+        data_dir=attrs.get(_DATA_DIR),
     )
 
 
@@ -134,8 +138,10 @@ class Replay:
 
     @property
     def status(self) -> str:
-        """'ok', 'diverged' or 'error': the words of the report's JSON contract."""
-        return {Outcome.COMPLETE: "ok", Outcome.DIVERGED: "diverged"}.get(self.outcome, "error")
+        """'ok', 'stopped' (early: its net was dead), 'diverged' or 'error': the words of the
+        report's JSON contract."""
+        words = {Outcome.COMPLETE: "ok", Outcome.PRUNED: "stopped", Outcome.DIVERGED: "diverged"}
+        return words.get(self.outcome, "error")
 
     def summary(self) -> dict[str, Any]:
         """What the study keeps: everything but the per-epoch history."""
@@ -144,9 +150,8 @@ class Replay:
     @classmethod
     def of(cls, stored: dict[str, Any]) -> Replay:
         """A kept summary, or a whole replay as a cache or an older hpo kept it."""
-        outcome = stored.get("outcome") or {"ok": "complete", "diverged": "diverged"}.get(
-            stored.get("status", "ok"), "failed"
-        )
+        words = {"ok": "complete", "stopped": "pruned", "diverged": "diverged"}
+        outcome = stored.get("outcome") or words.get(stored.get("status", "ok"), "failed")
         return cls(
             metrics=dict(stored.get("metrics") or {}),
             epochs=int(stored.get("epochs", 0)),

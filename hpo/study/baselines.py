@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 
 from hpo.train.data import Split, TaskData
 from hpo.train.loop import metrics_for
@@ -20,14 +20,19 @@ def _features(split: Split, grey: bool) -> np.ndarray:
 
 
 def linear_regression(data: TaskData) -> dict[str, float]:
-    """LinearRegression on grey pixels (docs/scenarios.md §1: the problem is linear; R2 ~ 1.0).
+    """Least squares on grey pixels (docs/scenarios.md §1: the problem is linear; R2 ~ 1.0), in
+    closed form: the normal equations solved by Cholesky (scikit-learn's Ridge), with a penalty
+    (1e-6) that only keeps the solve well-posed where a corner pixel is rarely covered. Measured
+    here on box's 10,000 x 4,096 pixels: 3.8 s, where LinearRegression's SVD-based solver took
+    9.2 s (28 s on a loaded machine) for the same val R2 1.0.
 
     Grey, because a white square sets all three channels alike: same information, and 3x
     fewer features than samples keeps least squares well-posed at the default sizes.
     """
     t0 = time.monotonic()
-    model = LinearRegression().fit(_features(data.train, True), data.train.y.cpu().numpy())
-    pred = model.predict(_features(data.val, True))
+    x = _features(data.train, True).astype(np.float64)  # scikit-learn's float32 path: 30 s
+    model = Ridge(alpha=1e-6, solver="cholesky").fit(x, data.train.y.cpu().numpy())
+    pred = model.predict(_features(data.val, True).astype(np.float64))
     out = metrics_for("regression", _tensor(pred), data.val.y.cpu(), "val")
     return out | {"fit_seconds": time.monotonic() - t0}
 

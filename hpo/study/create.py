@@ -24,6 +24,7 @@ def create_or_load(
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
     objectives: tuple[str, ...] = ("metric",),
+    data_dir: str | None = None,
 ) -> tuple[optuna.Study, bool]:
     """(study, created_here). The storage's unique study name decides which worker creates it;
     one that joins checks that the study is the same kind of study it was asked for."""
@@ -48,6 +49,7 @@ def create_or_load(
         original_epochs=spec.original_epochs,  # for `hpo diagnose`
         seed_objective=spec.objective,  # for `hpo train`'s finalists
         hpo_version=__version__,
+        data_dir=data_dir,
     )
     record.write_info(study, info)
     return study, True

@@ -20,7 +20,7 @@ from hpo.tasks.base import Task
 from hpo.track.study_log import StudyLog
 from hpo.train.config import Config
 from hpo.train.data import TaskData
-from hpo.train.labels import diagnose
+from hpo.train.labels import dead, diagnose
 from hpo.train.loop import TimeLimit, train_seeds
 from hpo.train.seeds import aggregate, objective_value
 from hpo.util.errors import first_line
@@ -42,6 +42,8 @@ class TrialContext:
     budget: Budget
     progress: Progress
     log: StudyLog
+    end: float | None = None  # time.monotonic() when --timeout ends the study, or None
+    timeout: float | None = None  # --timeout, in seconds (for the reason a trial gives)
 
 
 class Objective:
@@ -121,6 +123,8 @@ class Objective:
             if ctx.multi:  # Optuna prunes single-objective studies only
                 return
             trial.report(objective_value(metrics, metric, spec.objective), epoch)
+            if why := dead(metrics):  # more epochs cannot change it: stop, with its value
+                raise optuna.TrialPruned(f"dead at epoch {epoch} ({why})")
             # asked always, so that a local move's values stand at the pruner's rungs for the
             # other trials; but its own early epochs cannot tell it from its origin
             # (hpo.search.spec.Spec.prune_local_moves), so it is not stopped
@@ -134,11 +138,14 @@ class Objective:
                 ctx.seeds,
                 device=ctx.device,
                 report=report,
-                time_limit=TimeLimit.on(ctx.device, spec.trial_timeout),
+                time_limit=TimeLimit.on(ctx.device, spec.trial_timeout, ctx.end),
                 augment=ctx.task.augment,
             )
         except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
             state["stopped"] = Outcome.OUT_OF_TIME
+            if ctx.end is not None and time.monotonic() >= ctx.end:
+                limit = f"--timeout {ctx.timeout:g} s" if ctx.timeout else "--timeout"
+                raise optuna.TrialPruned(f"{limit} reached: {e}") from e
             raise optuna.TrialPruned(f"trial_timeout {spec.trial_timeout:g} s: {e}") from e
         record.set_seed_metrics(trial, [t.history[-1] for t in trainers])
         # training time of all seeds and epochs (evaluation excluded): the cost objective

@@ -68,6 +68,7 @@ class Options:
     # a worker of `--workers K`: it trains; the parent process sums up (original, plots)
     worker: bool = False
     worker_index: int = 0  # 0..K-1 in a worker of --workers K: offsets the sampler's seed
+    started: float | None = None  # time.time() when the command started (its time line)
 
     def __post_init__(self) -> None:
         """The one place the flags are checked: a UserError (one line, exit 2) names a bad one."""
@@ -97,6 +98,7 @@ class Summary:
     # the best trial the time budget stopped, where it had already beaten every complete one
     cut: dict[str, Any] | None = None
     seeds: int = 1  # seeds every config is trained under: per-seed statistics mean something
+    timing: str = ""  # where this run's wall time went, in one line
 
 
 def resolve_spec(task_name: str, options: Options, echo: Echo | None = None) -> Spec:

@@ -5,6 +5,7 @@ will cost at the first epoch's pace)."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,11 @@ def time_left(
     finished, by all workers, in `elapsed` seconds), or when --timeout stops it, if sooner;
     None before the pace is known or once the budget is filled."""
     left = budget - finished
-    if done_here < 1 or left < 1 or elapsed <= 0:
+    if left < 1:
+        return None
+    if deadline_left is not None and deadline_left <= 0:
+        return f"{finished}/{budget} finished, --timeout reached"
+    if done_here < 1 or elapsed <= 0:
         return None
     seconds = left * elapsed / done_here
     if deadline_left is not None and deadline_left < seconds:
@@ -114,3 +119,37 @@ class Progress:
         if left:
             line += f"; {left}"
         self.echo(line)
+
+
+class Timing:
+    """Where one `hpo study` run's wall time went, for the summary's last line: its phases in
+    order (start-up, data, baseline, trials, original, summary), the trials it ran by how they
+    ended, and the seconds MLflow's calls took within them."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = started if started is not None else time.time()  # the command's start
+        self.phases: dict[str, float] = {}
+        self._mark = self.started
+
+    def lap(self, phase: str) -> None:
+        """The time since the last lap (or the start) belongs to `phase`."""
+        now = time.time()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._mark
+        self._mark = now
+
+    def line(self, trials: dict[str, tuple[int, float]], mlflow: float) -> str:
+        """'time: 4.2 min in all: start-up 6 s, data 1 s, ...' with `trials` {state: (count,
+        seconds)} after the trials phase."""
+        total = time.time() - self.started
+        parts = []
+        for phase, seconds in self.phases.items():
+            part = f"{phase} {duration(seconds)}"
+            if phase == "trials" and trials:
+                part += (
+                    " ("
+                    + ", ".join(f"{n} {state} {duration(s)}" for state, (n, s) in trials.items())
+                    + ")"
+                )
+            parts.append(part)
+        tail = f"; MLflow {duration(mlflow)} of it" if mlflow >= 0.5 else ""
+        return f"time: {duration(total)} in all: " + ", ".join(parts) + tail

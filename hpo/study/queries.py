@@ -5,11 +5,13 @@ report`, `hpo train` and `hpo diagnose`."""
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from hpo.search import record
 from hpo.search.record import TrialRecord
 from hpo.study.storage import open_storage, storage_url
 from hpo.util.errors import UserError, masked
@@ -29,6 +31,14 @@ def load(study_name: str, storage: str | None) -> optuna.Study:
         known = ", ".join(names) if names else "none"
         where = masked(storage_url(storage))
         raise UserError(f"no study {study_name!r} in {where} (studies there: {known})") from None
+
+
+def use_data_dir(study: optuna.Study, given: str | None) -> None:
+    """Read the task's data from `given` (--data-dir / HPO_DATA_DIR), else from where the
+    study read it (its record), else the default."""
+    chosen = given or record.info(study).data_dir
+    if chosen:
+        os.environ["HPO_DATA_DIR"] = chosen
 
 
 def trial_numbered(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:

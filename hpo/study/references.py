@@ -23,7 +23,7 @@ from hpo.tasks import get_task
 from hpo.tasks.base import Task
 from hpo.train.config import Config
 from hpo.train.data import TaskData
-from hpo.train.labels import diagnose
+from hpo.train.labels import dead, diagnose
 from hpo.train.loop import train
 from hpo.util.errors import UserError
 from hpo.util.outcomes import Diverged, Outcome, TrainingError
@@ -113,13 +113,20 @@ def replay_original(
     return replay
 
 
+class Collapsed(Exception):
+    """The replay's net is dead: its later epochs cannot differ from this one."""
+
+
 def _replay(
     task: Task, config: Config, data: TaskData, device: Any, seed: int, echo: Echo
 ) -> dict[str, Any]:
     """Train the original, an epoch line each; what the cache keeps of it."""
     t0 = time.monotonic()
 
+    history: list[dict[str, float]] = []
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
+        history.append(metrics)
         seconds = metrics["epoch_seconds"]
         left = (config.epochs - epoch) * seconds
         value = metrics[task.metric]
@@ -127,11 +134,14 @@ def _replay(
             f"  original epoch {epoch}/{config.epochs}: {task.metric} {value:.4g}"
             f" ({seconds:.1f} s/epoch, ~{left / 60:.1f} min left)"
         )
+        if (why := dead(metrics)) and epoch < config.epochs:  # its other epochs would be alike
+            raise Collapsed(f"dead at epoch {epoch}")
 
-    status, reason, history, outcome = "ok", "", [], Outcome.COMPLETE
+    status, reason, outcome = "ok", "", Outcome.COMPLETE
     try:
-        result = train(config, data, device=device, seed=seed, report=report, augment=task.augment)
-        history = result.history
+        train(config, data, device=device, seed=seed, report=report, augment=task.augment)
+    except Collapsed as e:
+        status, reason, outcome = "stopped", str(e), Outcome.PRUNED
     except Diverged as e:
         status, reason, outcome = "diverged", str(e), e.outcome
     except (TrainingError, ValueError) as e:  # e.g. the net does not fit the image size
@@ -189,14 +199,20 @@ def ensure_original(
     epochs: int | None,
     log: StudyLog,
     echo: Echo,
-) -> Replay:
+    may_train: bool = True,
+) -> Replay | None:
     """The original's replay, kept in the study (a summary) with its MLflow run (its curve),
-    replayed or taken from the cache where the study has none yet."""
+    replayed or taken from the cache where the study has none yet; without `train` (the
+    time is up: `may_train` false), only from the cache."""
     kept = record.original(study)
     if kept is not None:
         return kept
-    replay = replay_original(task, settings, load(), device, epochs, echo)
     config = original_config(task, epochs)
+    key = original_key(task, settings, config, device.type, 0)
+    if not may_train and not (cache_dir() / "originals" / f"{key}.json").exists():
+        echo("original: not replayed, the time is up (the next run replays it, once)")
+        return None
+    replay = replay_original(task, settings, load(), device, epochs, echo)
     replay.run_id = log.reference(
         "original",
         task.name,

@@ -3,8 +3,10 @@ filled, its deadline passes, trials keep failing, or the storage is lost for goo
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -19,7 +21,7 @@ from hpo.search.strategy import make_pruner, make_sampler
 from hpo.study.create import create_or_load
 from hpo.study.objective import Objective, TrialContext
 from hpo.study.options import Options
-from hpo.study.progress import Echo, Progress, time_left
+from hpo.study.progress import Echo, Progress, Timing, time_left
 from hpo.study.queries import FINISHED, Budget, best_trial, counts, trial_record
 from hpo.study.storage import Patient, StorageLost, open_storage, patient_storage, storage_url
 from hpo.tasks.base import Task
@@ -75,6 +77,7 @@ class StudyRunner:
         self.study_name = options.study_name or task.name
         self.log = StudyLog(None, task, self.device.type, echo)  # MLflow: set up in open()
         self.progress = Progress(self.budget, task.metric, echo, cpu=self.device.type == "cpu")
+        self.timing = Timing(options.started)  # where this run's time goes
         self.study: optuna.Study | None = None
         self.patient: Patient | None = None  # retries the RDB storage's calls (outages)
         self.data: TaskData | None = None
@@ -102,8 +105,17 @@ class StudyRunner:
             self.log.tracker = Tracker(o.tracking_uri, self.study_name)
         sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials, spec.local_moves)
         pruner = make_pruner(spec.pruner, spec.epochs)
+        given = os.environ.get("HPO_DATA_DIR")  # --data-dir: kept for train and diagnose
         self.study, created = create_or_load(
-            storage, self.study_name, self.task, spec, self.settings, sampler, pruner, o.objectives
+            storage,
+            self.study_name,
+            self.task,
+            spec,
+            self.settings,
+            sampler,
+            pruner,
+            o.objectives,
+            str(Path(given).expanduser().resolve()) if given else None,
         )
         if created and spec.enqueue:  # the spec's known-good point is trial 0
             self.study.enqueue_trial(spec.enqueue, skip_if_exists=True)
@@ -120,8 +132,8 @@ class StudyRunner:
         elif (made := self.log.create_parent(self.study_name)) is not None:
             record.set_parent_run(self.study, made)
 
-    def context(self) -> TrialContext:
-        """What each trial takes from this run."""
+    def context(self, end: float | None = None) -> TrialContext:
+        """What each trial takes from this run; `end`: when --timeout ends it."""
         return TrialContext(
             task=self.task,
             spec=self.spec,
@@ -133,6 +145,8 @@ class StudyRunner:
             budget=Budget(self.study, self.budget),
             progress=self.progress,
             log=self.log,
+            end=end,
+            timeout=self.options.timeout,
         )
 
     def optimize(self) -> tuple[Stop, str]:
@@ -198,7 +212,7 @@ class StudyRunner:
             optuna.storages.fail_stale_trials(self.study)
             time.sleep(1.0)
             return None, None
-        objective = Objective(self.context())
+        objective = Objective(self.context(deadline))
         self.study.optimize(
             objective,
             n_trials=1,

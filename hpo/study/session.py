@@ -42,6 +42,7 @@ def run(
     spec = resolve_spec(task_name, options, echo)
     runner = StudyRunner(task, spec, options, echo)
     runner.open()
+    runner.timing.lap("start-up")
     finished, _ = counts(runner.study)
     objectives = zip(
         objective_names(task, options.objectives),
@@ -59,6 +60,7 @@ def run(
             echo("no GPU in use: trials run on the CPU")
         t0 = time.monotonic()
         data = runner.load()
+        runner.timing.lap("data")
         c, h, w = data.image_shape
         echo(
             f"data: {len(data.train)} train / {len(data.val)} val images {c}x{h}x{w} on "
@@ -68,7 +70,9 @@ def run(
             + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )
         baselines(runner)  # first, so that every trial can log its gain over the baseline
+        runner.timing.lap("baseline")
     stop = runner.optimize() if finished < runner.budget else (Stop.NONE, "")
+    runner.timing.lap("trials")
     return summary(runner, stop, sum_up=not options.worker, plots=plots)
 
 
@@ -81,6 +85,7 @@ def summarize(
     optuna.logging.set_verbosity(logs.optuna_level())
     task = get_task(task_name)
     runner = StudyRunner(task, resolve_spec(task_name, options), options, echo)
+    runner.timing.lap("workers")  # from the command's start: they were spawned, and ran
     runner.open()
     finished, _ = counts(runner.study)
     deadline = runner.deadline()
@@ -105,6 +110,11 @@ def baselines(runner: StudyRunner) -> dict[str, dict[str, float]]:
     return found
 
 
+def _time_up(runner: StudyRunner) -> bool:
+    deadline = runner.deadline()
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def summary(
     runner: StudyRunner,
     stop: tuple[Stop, str] = (Stop.NONE, ""),
@@ -127,7 +137,9 @@ def summary(
                 runner.spec.original_epochs,
                 runner.log,
                 runner.echo,
+                may_train=not _time_up(runner),
             )
+        runner.timing.lap("original")
         if plots is not None and runner.log.parent_id is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 runner.log.files(plots(study, tmp, original.history if original else []))
@@ -140,6 +152,7 @@ def summary(
         runner.log.best(best["value"])
     if sum_up:
         runner.log.finish()
+        runner.timing.lap("summary")
     return Summary(
         runner.study_name,
         task.name,
@@ -156,4 +169,17 @@ def summary(
         [trial_record(t) for t in study.get_trials(deepcopy=False) if t.number in front],
         cut=trial_record(cut) | {"epochs": len(cut.intermediate_values)} if cut else None,
         seeds=runner.spec.seeds,
+        timing=runner.timing.line(_trials_since(study, runner.timing.started), runner.log.seconds),
     )
+
+
+def _trials_since(study: optuna.Study, started: float) -> dict[str, tuple[int, float]]:
+    """{state: (trials, seconds)} of the trials that started after `started` (time.time())."""
+    out: dict[str, tuple[int, float]] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.datetime_start is None or t.datetime_start.timestamp() < started or not t.duration:
+            continue
+        state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(t.state.name, "failed")
+        n, seconds = out.get(state, (0, 0.0))
+        out[state] = (n + 1, seconds + t.duration.total_seconds())
+    return out

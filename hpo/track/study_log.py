@@ -31,6 +31,7 @@ class StudyLog:
     def __init__(self, tracker: Tracker | None, task: Any, device: str, echo: Any) -> None:
         self.tracker, self.task, self.device, self.echo = tracker, task, device, echo
         self.parent_id: str | None = None
+        self.seconds = 0.0  # spent in MLflow's calls (for the summary's time line)
         self.baseline: dict[str, dict[str, float]] = {}  # for each trial's gain over it
         # a trial run's epoch metrics not yet sent, and when it last sent them
         self._pending: dict[str, list[Metric]] = {}
@@ -43,12 +44,15 @@ class StudyLog:
     def _safe(self, what: str, fn: Any) -> Any:
         if self.tracker is None:
             return None
+        t0 = time.monotonic()
         try:
             with shielded():  # Ctrl-C waits for the call (hpo.util.interrupts)
                 return fn()
         except Exception as e:  # noqa: BLE001 - tracking must not kill the study
             self.echo(f"warning: MLflow {what} failed: {first_line(e, 200)}")
             return None
+        finally:
+            self.seconds += time.monotonic() - t0
 
     def create_parent(self, study_name: str) -> str | None:
         """A new parent run for the study (None with tracking off)."""

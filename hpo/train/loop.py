@@ -40,7 +40,8 @@ Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise 
 
 @dataclass(frozen=True)
 class TimeLimit:
-    """Seconds a run may take (a study's trial_timeout), all seeds together.
+    """Seconds a run may take (a study's trial_timeout), all seeds together, and the moment
+    the whole study must end (`end`, time.monotonic(), from --timeout), whichever comes first.
 
     On a GPU (`warm_up`) the first epoch pays one-off costs that say nothing about what the
     config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape
@@ -48,21 +49,30 @@ class TimeLimit:
     study took over 12 s before its first epoch ended, then ~0.25 s an epoch. So there the
     limit counts from the end of the first epoch, which has a cap of its own
     (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the first epoch costs what the others do, and
-    the limit counts from the start.
+    the limit counts from the start. `end` is kept everywhere.
     """
 
-    seconds: float
+    seconds: float | None
     warm_up: bool = False
+    end: float | None = None
 
     @classmethod
-    def on(cls, device: torch.device, seconds: float | None) -> TimeLimit | None:
-        return None if seconds is None else cls(seconds, warm_up=device.type == "cuda")
+    def on(
+        cls, device: torch.device, seconds: float | None, end: float | None = None
+    ) -> TimeLimit | None:
+        if seconds is None and end is None:
+            return None
+        return cls(seconds, warm_up=device.type == "cuda", end=end)
 
     def first_due(self, start: float) -> float:
-        return start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
+        due = math.inf
+        if self.seconds is not None:
+            due = start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
+        return min(due, self.end if self.end is not None else math.inf)
 
     def due_after_first(self, start: float, now: float) -> float:
-        return (now if self.warm_up else start) + self.seconds
+        due = math.inf if self.seconds is None else (now if self.warm_up else start) + self.seconds
+        return min(due, self.end if self.end is not None else math.inf)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 
 from hpo.search.space import suggest
 from hpo.search.spec import load_spec
-from hpo.study.progress import cpu_estimate
+from hpo.study.progress import cpu_cost, cpu_estimate
 from hpo.tasks import TASKS
 from hpo.tasks.cifar10 import download as cifar10_data
 from hpo.tasks.cifar10 import files as cifar10_files
@@ -415,3 +415,35 @@ def test_hpo_train_reads_the_data_where_the_study_did(
     train = cli("train", "cifar10", "--finalists", "0", "--device", "cpu", *common)
     assert train.returncode == 0, train.stderr[-3000:]
     assert train.stdout.startswith("trial 0: test_loss ")
+
+
+def test_a_gpu_sized_study_on_a_cpu_gives_its_cost_before_it_starts() -> None:
+    """cifar10 at full size on this CPU: minutes an epoch, so 200 trials take days; the line
+    names a command that fits about an hour, with at least 10 trials."""
+    line = cpu_cost("cifar10", 0.01, 45_000, 5_000, 10, 200, subset=True)
+    assert line.startswith("CPU estimate: a trial trains ~8 min an epoch here")
+    assert "200 trial(s) of 10 epochs take up to ~10.8 days" in line
+    fit = line.split("about an hour here: ")[1]
+    assert fit == "hpo study cifar10 --subset 0.1 --data val_subset=0.2 --epochs 4 --trials 18"
+    one = 4 * 0.01 * (4_500 + 1_000 / 3)  # what each of those trials costs: ~193 s
+    assert 10 <= 3600 // one == 18
+    small = cpu_cost("box", 1e-5, 10_000, 2_000, 3, 30, subset=False)
+    assert "about an hour" not in small  # it fits: nothing to change
+
+
+def test_the_cost_line_comes_before_the_first_trial(
+    extracted: Path, scratch: Path, tracking_uri: str
+) -> None:
+    spec = TINY_CIFAR.replace(
+        "epochs = 1\n", 'epochs = 1\ntrial_timeout = 12\ntrial_timeout_device = "cuda"\n'
+    )
+    path = write_spec(scratch / "gpu-sized.toml", spec)
+    out = cli(
+        "study", "cifar10", "--trials", "1", "--storage", "memory", "--no-original",
+        "--no-baseline", "--spec", str(path), "--device", "cpu", "--tracking-uri", tracking_uri,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stderr.splitlines()
+    cost = next(i for i, line in enumerate(lines) if line.startswith("CPU estimate: a trial"))
+    first = next(i for i, line in enumerate(lines) if line.startswith("trial 0 (1/1)"))
+    assert cost < first

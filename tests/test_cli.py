@@ -234,3 +234,34 @@ def test_multi_objective_study_reports_its_pareto_front(tiny_spec, scratch, trac
     assert (
         again.returncode == 2 and "created with objective(s) val_mse,train_seconds" in again.stderr
     )
+
+
+def test_the_reference_of_flags_and_environment_is_the_clis_own():
+    """docs/cli.md is made from the CLI (python -m hpo.cli.reference): every flag of every
+    command and every environment variable hpo reads, in one place that cannot drift."""
+    from hpo.cli.reference import reference
+
+    assert (ROOT / "docs" / "cli.md").read_text() == reference(), (
+        "docs/cli.md is out of date: python -m hpo.cli.reference > docs/cli.md"
+    )
+    text = reference()
+    for flag in ("--sampler", "--pruner", "--device", "--seed", "--storage", "--top", "--all",
+                 "--full-budget", "--reverse", "--all-columns", "--data-dir"):  # fmt: skip
+        assert f"`{flag}`" in text, flag
+    for variable in ("HPO_HEARTBEAT_SECONDS", "HPO_MALLOC_TUNING", "XDG_CACHE_HOME",
+                     "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_TOKEN"):  # fmt: skip
+        assert f"`{variable}`" in text, variable
+
+
+def test_every_variable_hpo_reads_is_in_the_reference():
+    import re
+
+    from hpo.cli.app import ENVIRONMENT
+
+    internal = {"HPO_WORKER_INDEX", "HPO_DEADLINE"}  # from `hpo study --workers` to its workers
+    named = set()
+    for path in (ROOT / "hpo").rglob("*.py"):
+        named |= set(
+            re.findall(r'"((?:HPO|XDG)_[A-Z_]+|MLFLOW_TRACKING_[A-Z]+)"', path.read_text())
+        )
+    assert named - internal <= set(ENVIRONMENT), named - internal - set(ENVIRONMENT)

@@ -122,6 +122,8 @@ def test_trial_timeout_prunes_with_reason(scratch, monkeypatch):
         return clock["now"]
 
     monkeypatch.setattr(trainer_module, "time", SimpleNamespace(monotonic=tick))
+    # no early guess (tests below): the trial runs into its budget, a few epochs done
+    monkeypatch.setattr("hpo.train.limits.PACE_MARGIN", 1e9)
     url = f"sqlite:///{scratch / 'hpo.db'}"
     spec = write_spec(scratch / "slow.toml", **{"epochs = 2": "epochs = 100000"})
     summary = run("box", options(spec, url, trials=1, trial_timeout=1.0, original=False), print)
@@ -136,6 +138,30 @@ def test_trial_timeout_prunes_with_reason(scratch, monkeypatch):
     assert summary.best is None
     assert summary.cut["number"] == 0 and summary.cut["epochs"] == len(trial.intermediate_values)
     assert "cut short trial 0" in format_summary(summary)
+
+
+def test_a_trial_that_cannot_finish_in_its_budget_is_stopped_in_its_first_steps(
+    scratch, monkeypatch
+):
+    """At the pace of its first steps, 100,000 epochs cannot fit in 1 s: the trial is stopped
+    in epoch 1 with that reason, not when the second is up (the clock moves 10 ms a read)."""
+    import hpo.train.loop as trainer_module
+
+    clock = {"now": 0.0}
+
+    def tick() -> float:
+        clock["now"] += 0.01
+        return clock["now"]
+
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(monotonic=tick))
+    url = f"sqlite:///{scratch / 'hpo.db'}"
+    spec = write_spec(scratch / "slow.toml", **{"epochs = 2": "epochs = 100000"})
+    run("box", options(spec, url, trials=1, trial_timeout=1.0, original=False), print)
+    trial = optuna.load_study(study_name="box", storage=url).trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED and not trial.intermediate_values
+    reason = trial.user_attrs["prune_reason"]
+    assert reason.startswith("trial_timeout 1 s: time budget would run out"), reason
+    assert clock["now"] < 1.0  # stopped before the budget was spent
 
 
 def test_a_cut_trial_is_named_only_when_it_beats_every_complete_one():

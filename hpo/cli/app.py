@@ -16,11 +16,27 @@ from hpo.util.errors import UserError
 # typer may vendor its own click: take the exception classes from wherever BadParameter lives
 _click = sys.modules[typer.BadParameter.__module__]
 
-ENV_HELP = (
-    "Environment: HPO_STORAGE (study storage URL), MLFLOW_TRACKING_URI (MLflow store), "
-    "HPO_DATA_DIR (data sets), HPO_CACHE_DIR (cached baselines and original replays), "
-    "HPO_LOG_LEVEL (DEBUG, INFO, ...: the libraries' logs and warnings, hidden by default)."
-)
+# Every environment variable hpo reads, and what for (`hpo --help`, docs/cli.md).
+ENVIRONMENT = {
+    "HPO_STORAGE": "the study storage URL (--storage); several workers share one",
+    "MLFLOW_TRACKING_URI": "the MLflow store or server (--tracking-uri)",
+    "HPO_DATA_DIR": "where data sets are read or downloaded to (--data-dir)",
+    "HPO_CACHE_DIR": "cached baselines, original replays and ablation runs (default: "
+    "$XDG_CACHE_HOME/hpo, else ~/.cache/hpo)",
+    "XDG_CACHE_HOME": "the cache's parent where HPO_CACHE_DIR is not set, and the data's "
+    "where HPO_DATA_DIR is not",
+    "HPO_LOG_LEVEL": "DEBUG, INFO, ...: the libraries' logs and warnings, off by default",
+    "HPO_HEARTBEAT_SECONDS": "how often a worker's running trial says it is alive (default 10)",
+    "HPO_GRACE_SECONDS": "after how long without one its trial is failed and rerun (default 30)",
+    "HPO_MALLOC_TUNING": "0 turns off glibc's malloc thresholds that hpo raises for speed",
+    "MLFLOW_TRACKING_USERNAME": "with MLFLOW_TRACKING_PASSWORD: basic auth of hpo ui's server",
+    "MLFLOW_TRACKING_PASSWORD": "(see MLFLOW_TRACKING_USERNAME)",
+    "MLFLOW_TRACKING_TOKEN": "bearer auth of hpo ui's server, without a user and password",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true: hpo ui's server runs MLflow's GenAI jobs too",
+    "MLFLOW_DEFAULT_PREDICTION_DEVICE": "where MLflow loads a registered model (cpu on a GPU "
+    "machine: the model is saved from the CPU)",
+}
+ENV_HELP = "Environment: " + "; ".join(f"{k} ({v})" for k, v in ENVIRONMENT.items()) + "."
 app = typer.Typer(
     help="Hyperparameter optimisation for deep learning: Optuna studies of PyTorch models, "
     "compared in MLflow. " + ENV_HELP,

@@ -25,9 +25,9 @@ from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, use_data_dir
 from hpo.tasks import get_task
 from hpo.train.config import Config
-from hpo.train.data import TaskData, resolve_device
+from hpo.train.data import resolve_device
 from hpo.train.labels import diagnose
-from hpo.train.loop import Trainer
+from hpo.train.loop import epoch_images, image_seconds
 from hpo.train.seeds import seed_list
 from hpo.util.errors import UserError
 
@@ -73,22 +73,6 @@ def study_space(study: Any, task_name: str) -> dict[str, Param]:
         return {}
 
 
-def epoch_seconds(config: Config, data: TaskData, device: Any, task: Any) -> float | None:
-    """Seconds one epoch of `config` takes here, timed on 3 batches (None if it cannot run)."""
-    n = min(len(data.train), 3 * config.batch_size)
-    small = TaskData(data.train.take(n), data.val.take(n), data.kind, data.n_outputs)
-    try:
-        trainer = Trainer(
-            config.replace(epochs=1), small, device=device, augment=task.augment, validate=False
-        )
-        t0 = time.monotonic()
-        trainer.run_epoch()
-    except (ValueError, RuntimeError):
-        return None
-    per_image = (time.monotonic() - t0) / n
-    return per_image * (len(data.train) + len(data.val) / 3)  # evaluation: ~1/3 of a step
-
-
 def _cached_original(task, settings, config: Config, device, seed: int) -> Run | None:
     """The study's replay of the original for this seed (hpo.study.references' cache), if any, as
     an ablation run (its full budget: it was not stopped early)."""
@@ -117,14 +101,13 @@ def _cached_original(task, settings, config: Config, device, seed: int) -> Run |
     )
 
 
-def cost_line(
-    per_epoch: float, seeds: int, changes: int, runs: int, budget: int, screen_all: bool
-) -> str:
+def cost_line(per_epoch: float, seeds: int, changes: list, reverse_runs: int, budget: int) -> str:
     """What `hpo diagnose` will cost at most, from an epoch of the original timed here."""
+    runs = seeds * (2 + len(changes)) + reverse_runs
     return (
         f"cost: ~{per_epoch:.0f} s an epoch of the original here (timed on 3 batches); "
-        f"the original and the best config on {seeds} seeds, {changes} single changes "
-        f"screened on 1 seed{'' if screen_all else ' until one succeeds on all seeds'}, "
+        f"the original and the best config on {seeds} seeds, {len(changes)} single changes "
+        "screened on 1 seed (until one succeeds on all seeds, unless --all), "
         f"each run <= {budget} epochs: at most ~{runs * budget * per_epoch / 60:.0f} "
         "min, usually far less (runs stop once solved or hopeless; --epochs and "
         "--data KEY=VALUE shrink it)"
@@ -149,6 +132,15 @@ def _where(task: Any, study: Any, device: str, data: dict | None) -> tuple[Any, 
         )
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+def _original_budget(study: Any, task: Any, epochs: int | None) -> tuple[int, Config]:
+    """(the epochs every run trains, the original config with them): `epochs`, else the study's
+    replay budget (its spec's original_epochs), capped at the user's own."""
+    if epochs is None:
+        epochs = original_epochs_of(study, task.name)
+    budget = min(epochs or task.original.epochs, task.original.epochs)
+    return budget, task.original.replace(epochs=budget)
 
 
 def _best(study: Any) -> tuple[Any, Config]:
@@ -216,18 +208,15 @@ def run(
     study = load(study_name or task_name, storage)
     use_data_dir(study, data_dir)
     best_trial, best = _best(study)
-    if epochs is None:  # the same budget as the study's replay: its spec's original_epochs
-        epochs = original_epochs_of(study, task_name)
-    budget = min(epochs or task.original.epochs, task.original.epochs)
-    original = task.original.replace(epochs=budget)
+    budget, original = _original_budget(study, task, epochs)
     dev, settings = _where(task, study, device, data)
     loaded = task.load(settings, dev)
     chosen = seed_list(base_seed, seeds)
     changes = knobs.single_changes(original, study_space(study, task.name), toward=best)
-    per_epoch = epoch_seconds(original, loaded, dev, task)  # the cost, first
-    if per_epoch is not None:
-        runs = seeds * (2 + len(changes)) + len(knobs.reverse_changes(best, original))
-        echo(cost_line(per_epoch, seeds, len(changes), runs, budget, screen_all))
+    per_image = image_seconds(original, loaded, dev, task.augment)  # the cost, first
+    if per_image is not None:
+        reverse_runs = len(knobs.reverse_changes(best, original))
+        echo(cost_line(per_image * epoch_images(loaded), seeds, changes, reverse_runs, budget))
     runner = ablation.Runner(task, loaded, settings, dev, budget, echo, full_budget=full_budget)
     echo(f"original config ({task.original_note}), {budget} epochs, {seeds} seeds:")
     orig_runs = [_original_run(runner, original, s) for s in chosen]

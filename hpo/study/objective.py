@@ -143,7 +143,8 @@ class Objective:
             )
         except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
             state["stopped"] = Outcome.OUT_OF_TIME
-            if ctx.end is not None and time.monotonic() >= ctx.end:
+            own = spec.trial_timeout
+            if ctx.end is not None and (own is None or ctx.end < t0 + own):  # the study's end
                 limit = f"--timeout {ctx.timeout:g} s" if ctx.timeout else "--timeout"
                 raise optuna.TrialPruned(f"{limit} reached: {e}") from e
             raise optuna.TrialPruned(f"trial_timeout {spec.trial_timeout:g} s: {e}") from e

@@ -29,6 +29,43 @@ def cpu_estimate(first_epoch_s: float, epochs: int, trials_left: int, subset: bo
     )
 
 
+HOUR = 3600.0
+SUBSETS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)  # of the training images, largest first
+MIN_TRIALS = 10  # a study that fits the hour should still hold this many trials
+
+
+def cpu_cost(
+    task: str,
+    per_image: float,
+    n_train: int,
+    n_val: int,
+    epochs: int,
+    trials: int,
+    subset: bool,
+) -> str:
+    """One line before a study sized for a GPU starts on a CPU: what it would cost here at
+    `per_image` seconds a training image (timed on a few batches; scoring a validation image
+    costs about a third of that), and a command that fits about an hour."""
+    epoch = per_image * (n_train + n_val / 3)
+    line = (
+        f"CPU estimate: a trial trains ~{duration(epoch)} an epoch here (timed on 3 batches), "
+        f"so {trials} trial(s) of {epochs} epochs take up to ~{duration(trials * epochs * epoch)}"
+    )
+    if trials * epochs * epoch <= HOUR:
+        return line
+    fewer = min(epochs, 4)
+    choice = None
+    for share in SUBSETS if subset else (1.0,):
+        val = 0.2 if subset else 1.0
+        one = fewer * per_image * (n_train * share + n_val * val / 3)
+        choice = (share, val, max(1, min(trials, int(HOUR // one))))
+        if choice[2] >= MIN_TRIALS:
+            break
+    share, val, fit = choice
+    flags = f" --subset {share:g} --data val_subset={val:g}" if subset and share < 1 else ""
+    return f"{line}; about an hour here: hpo study {task}{flags} --epochs {fewer} --trials {fit}"
+
+
 def time_left(
     finished: int, budget: int, done_here: int, elapsed: float, deadline_left: float | None
 ) -> str | None:

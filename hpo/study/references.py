@@ -134,7 +134,7 @@ def _replay(
             f"  original epoch {epoch}/{config.epochs}: {task.metric} {value:.4g}"
             f" ({seconds:.1f} s/epoch, ~{left / 60:.1f} min left)"
         )
-        if (why := dead(metrics)) and epoch < config.epochs:  # its other epochs would be alike
+        if dead(metrics) and epoch < config.epochs:  # its other epochs would be alike
             raise Collapsed(f"dead at epoch {epoch}")
 
     status, reason, outcome = "ok", "", Outcome.COMPLETE

@@ -12,12 +12,15 @@ from collections.abc import Callable
 import optuna
 
 from hpo.search import record
+from hpo.search.space import suggest
 from hpo.study.options import Echo, Options, Summary, directions_of, objective_names, resolve_spec
+from hpo.study.progress import cpu_cost
 from hpo.study.queries import counts, cut_short, pareto_front, trial_record
 from hpo.study.references import ensure_baselines, ensure_original
 from hpo.study.runner import StudyRunner, timeout_text
 from hpo.study.storage import storage_url
 from hpo.tasks import get_task
+from hpo.train.loop import image_seconds
 from hpo.util import logs
 from hpo.util.errors import masked
 from hpo.util.outcomes import Stop
@@ -69,11 +72,38 @@ def run(
             + (f" + local moves {spec.local_moves:g}, " if spec.local_moves else ", ")
             + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )
+        if runner.device.type == "cpu" and spec.trial_timeout_device == "cuda":
+            _cost_on_cpu(runner, task_name, data)  # a study sized for a GPU: say so first
         baselines(runner)  # first, so that every trial can log its gain over the baseline
         runner.timing.lap("baseline")
     stop = runner.optimize() if finished < runner.budget else (Stop.NONE, "")
     runner.timing.lap("trials")
     return summary(runner, stop, sum_up=not options.worker, plots=plots)
+
+
+def _cost_on_cpu(runner: StudyRunner, task_name: str, data) -> None:
+    """Before a study sized for a GPU starts on a CPU: its cost here, from its first trial's
+    config (the spec's enqueued one, else its base) timed on a few batches, in one line."""
+    spec = runner.spec
+    config = runner.base
+    if spec.enqueue:
+        try:
+            config = suggest(optuna.trial.FixedTrial(spec.enqueue), spec, runner.base)
+        except (ValueError, KeyError):  # a searched knob the enqueued spec does not fix
+            pass
+    per_image = image_seconds(config, data, runner.device, runner.task.augment)
+    if per_image is None:
+        return
+    line = cpu_cost(
+        task_name,
+        per_image,
+        len(data.train),
+        len(data.val),
+        config.epochs,
+        runner.budget - counts(runner.study)[0],
+        "subset" in runner.task.defaults,
+    )
+    runner.echo(line)
 
 
 def summarize(

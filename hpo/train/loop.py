@@ -14,6 +14,7 @@ from hpo.train.augment import flip_crop
 from hpo.train.config import Config
 from hpo.train.data import TaskData, batch_indices, to_float
 from hpo.train.evaluate import autocast, evaluate, metrics_for, predict  # noqa: F401
+from hpo.train.limits import FIRST_EPOCH_ALLOWANCE, Pace, TimeLimit  # noqa: F401
 from hpo.train.models import Net, build_model
 from hpo.train.optim import (
     LOOKAHEAD_EVERY,
@@ -33,46 +34,8 @@ STEM_FIT_IMAGES = 5_000  # images the whitening stem is fitted on (airbench: 5,0
 # 3-4 s slower (3.6 vs 0.5 s at width 1.5; 2 s trials) and their later epochs no faster
 # (0.225 / 0.223 s recipe, 0.340 / 0.362 s width 1.5, 0.503 / 0.433 s width 1.25 batch 512).
 CUDNN_BENCHMARK = False
-FIRST_EPOCH_ALLOWANCE = 3  # x a GPU trial's time limit: its first epoch's own cap (TimeLimit)
 
 Report = Callable[[int, dict[str, float]], None]  # (epoch, metrics); may raise to stop
-
-
-@dataclass(frozen=True)
-class TimeLimit:
-    """Seconds a run may take (a study's trial_timeout), all seeds together, and the moment
-    the whole study must end (`end`, time.monotonic(), from --timeout), whichever comes first.
-
-    On a GPU (`warm_up`) the first epoch pays one-off costs that say nothing about what the
-    config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape
-    (where CUDNN_BENCHMARK is on), the stem's fit. On an H200 the first trial of a cifar10
-    study took over 12 s before its first epoch ended, then ~0.25 s an epoch. So there the
-    limit counts from the end of the first epoch, which has a cap of its own
-    (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the first epoch costs what the others do, and
-    the limit counts from the start. `end` is kept everywhere.
-    """
-
-    seconds: float | None
-    warm_up: bool = False
-    end: float | None = None
-
-    @classmethod
-    def on(
-        cls, device: torch.device, seconds: float | None, end: float | None = None
-    ) -> TimeLimit | None:
-        if seconds is None and end is None:
-            return None
-        return cls(seconds, warm_up=device.type == "cuda", end=end)
-
-    def first_due(self, start: float) -> float:
-        due = math.inf
-        if self.seconds is not None:
-            due = start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
-        return min(due, self.end if self.end is not None else math.inf)
-
-    def due_after_first(self, start: float, now: float) -> float:
-        due = math.inf if self.seconds is None else (now if self.warm_up else start) + self.seconds
-        return min(due, self.end if self.end is not None else math.inf)
 
 
 @dataclass
@@ -138,6 +101,7 @@ class Trainer:
             set_lr(self.optimizer, config, 0, self.total_steps, self.steps_per_epoch)
         self.history: list[dict[str, float]] = []
         self.step = 0
+        self.pace: Pace | None = None  # the run's first trainer: its time budget at this pace
 
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch, then evaluate; returns (and records) the epoch's metrics."""
@@ -192,6 +156,8 @@ class Trainer:
                 raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise OutOfTime(f"time budget ran out during epoch {epoch}", self.history)
+            if self.pace is not None and epoch == 1:
+                self.pace.step(i, self.steps_per_epoch, self.deadline, time.monotonic())
         return (loss_sum / self.n).item()
 
     def _batch(self, idx: torch.Tensor, epoch: int) -> torch.Tensor:
@@ -255,6 +221,8 @@ def train_seeds(
         )
         for seed in seeds
     ]
+    if time_limit is not None and not time_limit.warm_up:  # a GPU's first epoch: no guide
+        trainers[0].pace = Pace(config.epochs * len(seeds))
     for epoch in range(1, config.epochs + 1):
         per_seed = [t.run_epoch() for t in trainers]
         if epoch == 1 and time_limit is not None:  # on a GPU the limit proper starts now
@@ -300,3 +268,30 @@ def _loss(config: Config, kind: str, out: torch.Tensor, y: torch.Tensor) -> torc
     if kind == "regression":
         return F.mse_loss(out, y)
     return F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+
+
+def image_seconds(
+    config: Config, data: TaskData, device: torch.device, augment: bool = False
+) -> float | None:
+    """Seconds a training step of `config` takes per image here, timed on 3 batches of
+    `data` (None if it cannot run at all); a new process's first optimizer step and the stem's
+    fit are paid once before the clock starts."""
+    n = min(len(data.train), 3 * config.batch_size)
+    small = TaskData(data.train.take(n), data.val.take(n), data.kind, data.n_outputs)
+    try:
+        warm = Trainer(config.replace(epochs=1), small, device=device, validate=False)
+        warm.optimizer.step()  # imports torch._dynamo (~3 s) the first time in a process
+        trainer = Trainer(
+            config.replace(epochs=1), small, device=device, augment=augment, validate=False
+        )
+        t0 = time.monotonic()
+        trainer.run_epoch()
+    except (ValueError, RuntimeError):
+        return None
+    return (time.monotonic() - t0) / n
+
+
+def epoch_images(data: TaskData) -> float:
+    """An epoch in training images: the training split, and the validation split scored after
+    it at about a third of a training step's cost an image."""
+    return len(data.train) + len(data.val) / 3

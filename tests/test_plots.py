@@ -240,3 +240,49 @@ def test_log_scale_rule() -> None:
     assert not plots_common.log_scale([0.0, 1e-4, 0.35])  # zero has no place on a log axis
     assert not plots_common.log_scale([])
     assert math.isclose(plots_common.LOG_SPAN, 100.0)
+
+
+TAB = {"blue": (0.12, 0.47, 0.71), "green": (0.17, 0.63, 0.17), "red": (0.84, 0.15, 0.16)}
+
+
+def pixels_of(image, colour: tuple[float, float, float], tolerance: float = 0.06):
+    """A boolean mask of the pixels of `colour` (RGB in [0, 1])."""
+    import numpy as np
+
+    return np.abs(image[..., :3] - np.array(colour)).max(axis=-1) < tolerance
+
+
+def test_the_history_png_shows_what_it_promises(tmp_path: Path) -> None:
+    """The PNG itself, decoded: the MSE axis is logarithmic (the trials' values 0.35, 0.02,
+    7e-4 and 1e-4 spread over the height, where a linear axis puts the last three within a few
+    pixels), the baseline is a green line across the plot, the original a black dash-dot one,
+    and the best trial (the lowest, last point) carries a red star."""
+    import numpy as np
+    from matplotlib.image import imread
+    from scipy import ndimage
+
+    paths = plots.plots(study_of([0.35, 0.02, 7e-4, 1e-4]), str(tmp_path))
+    image = imread(next(p for p in paths if p.endswith("optimization_history.png")))
+    black = pixels_of(image, (0.0, 0.0, 0.0), 0.15)
+    cols = np.flatnonzero(black.sum(axis=0) > 0.6 * black.sum(axis=0).max())  # the spines
+    rows = np.flatnonzero(black.sum(axis=1) > 0.6 * black.sum(axis=1).max())
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    inside = np.zeros(black.shape, bool)
+    inside[top + 2 : bottom - 1, left + 2 : right - 1] = True  # the plot, not the legend
+    width = right - left
+
+    def blobs(colour, tolerance=0.06):
+        labels, n = ndimage.label(pixels_of(image, colour, tolerance) & inside)
+        sizes = ndimage.sum(labels > 0, labels, range(1, n + 1))
+        return [(size, ndimage.center_of_mass(labels == i + 1)) for i, size in enumerate(sizes)]
+
+    dots = sorted(c for size, c in blobs(TAB["blue"]) if size > 20)  # by row: top first
+    star = max(blobs(TAB["red"]))[1]  # the largest red shape; the step line is thin
+    assert len(dots) == 3, dots  # trial 3's dot is under the star
+    (r0, _), (r1, _), (r2, c2) = dots
+    assert star[0] > r2 and star[1] > c2  # the lowest value, the last trial: the best
+    assert (r2 - r1) / (star[0] - r0) > 0.25  # 0.02 to 7e-4 is 0.41 of the height on a log axis
+    green = (pixels_of(image, TAB["green"], 0.1) & inside).sum(axis=1)
+    assert green.max() > 0.3 * width  # a dashed line across the plot
+    dash_dot = (black & inside).sum(axis=1)
+    assert ((dash_dot > 0.2 * width) & (dash_dot < 0.9 * width)).any()  # the original's

@@ -77,8 +77,7 @@ def history_figure(study: optuna.Study) -> Figure | None:
 
     figure, ax = new_figure()
     top, value = ranked(study)[0]
-    label = f"best so far (best: trial {top.number}, {value:.3g})"
-    ax.step(steps + [last], best + best[-1:], where="post", color="tab:red", label=label)
+    ax.step(steps + [last], best + best[-1:], where="post", color="tab:red", label="best so far")
     ax.scatter(
         [t.number for t, _ in done],
         [v for _, v in done],
@@ -87,6 +86,10 @@ def history_figure(study: optuna.Study) -> Figure | None:
         zorder=3,
         label=f"complete ({len(done)})",
     )
+    ax.scatter(  # the best trial itself, marked on top of its point
+        [top.number], [value], marker="*", s=220, color="tab:red", zorder=4,
+        label=f"best: trial {top.number}, {value:.3g}",
+    )  # fmt: skip
     if pruned:
         ax.scatter(
             [n for n, _ in pruned],

@@ -90,6 +90,21 @@ def history_figure(study: optuna.Study) -> Figure | None:
         [top.number], [value], marker="*", s=220, color="tab:red", zorder=4,
         label=f"best: trial {top.number}, {value:.3g}",
     )  # fmt: skip
+    _stopped(ax, study, pruned)
+    _axes(ax, study, refs, log, "trial")
+    task = record.info(study).task
+    first = (
+        f" (the first of {len(study.directions)} objectives)" if len(study.directions) > 1 else ""
+    )
+    ax.set_title(f"{task + ': ' if task else ''}{metric_name(study)}{first} of every trial")
+    ax.grid(True, which="major", alpha=0.3)
+    legend(ax)
+    return figure
+
+
+def _stopped(ax: Axes, study: optuna.Study, pruned: list[tuple[int, float]]) -> None:
+    """The pruned trials at the value of their last epoch, and a legend entry for the failed
+    ones (they have no value to draw)."""
     if pruned:
         ax.scatter(
             [n for n, _ in pruned],
@@ -104,17 +119,8 @@ def history_figure(study: optuna.Study) -> Figure | None:
         record.TrialRecord.of(t).outcome != Outcome.SURPLUS
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     )
-    if failed:  # a legend entry only: they have no value to draw
+    if failed:
         ax.plot([], [], linestyle="none", label=f"failed ({failed}): no value")
-    _axes(ax, study, refs, log, "trial")
-    task = record.info(study).task
-    first = (
-        f" (the first of {len(study.directions)} objectives)" if len(study.directions) > 1 else ""
-    )
-    ax.set_title(f"{task + ': ' if task else ''}{metric_name(study)}{first} of every trial")
-    ax.grid(True, which="major", alpha=0.3)
-    legend(ax)
-    return figure
 
 
 def curves_figure(

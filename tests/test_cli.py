@@ -76,6 +76,10 @@ def test_a_study_on_the_embedded_defaults_then_its_report_in_three_formats(finis
     out = finished_study  # one real `hpo study box --trials 3`, run in this folder
     assert "3/3 trials finished" in out.stdout
     assert "baseline  linear_regression" in out.stdout and "original" in out.stdout
+    timing = out.stdout.splitlines()[-1].strip()  # where the time went, last
+    assert timing.startswith("time: ") and " in all: start-up " in timing, timing
+    for part in ("data", "baseline", "trials (", "original", "summary"):
+        assert part in timing, (part, timing)
     assert Path("hpo.db").exists() and Path("mlflow.db").exists()  # the working directory's
     rep = cli("report", "box", "--format", "json")
     assert rep.returncode == 0, rep.stderr
@@ -133,6 +137,8 @@ def test_a_study_on_the_embedded_defaults_then_its_report_in_three_formats(finis
             ["study", "box", "--objective", "metric,train_seconds", "--sampler", "cmaes"],
             "sampler cmaes optimises one objective",
         ),
+        (["ui", "--port", "99999"], "Invalid value for '--port'"),  # was a 34-line traceback
+        (["report", "box", "--top", "0"], "Invalid value for '--top'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

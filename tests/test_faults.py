@@ -51,8 +51,9 @@ def test_workers_share_one_timeout_and_the_parent_only_sums_up(scratch, mlflow_s
         t for t in study.trials if t.user_attrs.get("prune_reason", "").startswith("--timeout")
     ]
     assert stopped, [t.user_attrs for t in study.trials][-3:]  # cut where it ran, not finished
-    # the trials themselves take seconds; the rest is start-up and the summary
-    assert wall < timeout + 45, wall
+    # the trials themselves take seconds; the rest is start-up and the summary (a loose bound:
+    # the trials' own times above are the measure)
+    assert wall < timeout + 90, wall
 
 
 def _closed_port() -> int:

@@ -44,7 +44,8 @@ def study(
         float | None,
         typer.Option(
             help="Start no trial after this many seconds from the command's start (all "
-            "--workers together); a running trial finishes, then the summary is printed."
+            "--workers together); a trial still running then is stopped (pruned, its last "
+            "value kept), then the summary is printed."
         ),
     ] = None,
     storage: Storage = None,
@@ -100,13 +101,15 @@ def study(
         ),
     ] = "metric",
     workers: Annotated[
-        int,
+        str,
         typer.Option(
-            min=1,
-            help="Worker processes on this machine, sharing the study storage (CPU threads "
-            "are split between them). More machines: run the same command on each.",
+            help="Worker processes on this machine, sharing the study storage: a number, or "
+            "auto (one per GPU, 1 on a CPU). On a GPU machine each worker gets one GPU "
+            "(CUDA_VISIBLE_DEVICES, round robin: 4 workers on 2 GPUs share them 2 each); on a "
+            "CPU the threads are split between them. More machines: run the same command on "
+            "each.",
         ),
-    ] = 1,
+    ] = "1",
     original: Annotated[
         bool,
         typer.Option(

@@ -143,6 +143,20 @@ def test_a_killed_worker_s_trial_is_failed_and_retried(pg_url, scratch):
         ).stdout
     )
     assert any(t["retry_of"] == killed[0].number for t in report["trials"])
+    # MLflow: one run per trial; the dead worker's run ended KILLED by the trial that retried it
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("crash")
+    runs = client.search_runs([exp.experiment_id], "tags.kind = 'trial'")
+    numbers = sorted(int(r.data.tags["trial_number"]) for r in runs)
+    assert numbers == sorted(t.number for t in study.trials)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    lost = next(r for r in runs if r.data.tags["trial_number"] == str(killed[0].number))
+    assert lost.info.status == "KILLED", lost.info
+    assert (
+        lost.data.tags["reason"] == f"its worker stopped; trial {retries[0].number} runs it again"
+    )
 
 
 def test_four_workers_starting_together_on_a_fresh_database(pg_url, tiny_spec, scratch):

@@ -90,6 +90,19 @@ def test_a_sampler_can_write_an_attr_of_the_running_trial():
     assert [t.user_attrs["origin"] for t in study.trials] == seen
 
 
+def test_a_retried_trial_knows_the_trial_it_runs_again():
+    """What the heartbeat's stale-trial callback does for a dead worker's trial: it enqueues
+    the same params; the new running trial names the old one."""
+    study = optuna.create_study()
+    lost = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study.tell(lost, state=TrialState.FAIL)
+    optuna.storages.RetryFailedTrialCallback()(study, study.trials[0])
+    again, fresh = study.ask(), study.ask()
+    assert private.retry_of(again) == lost.number == 0
+    assert private.retry_of(fresh) is None
+    assert again.suggest_float("x", 0, 1) == lost.params["x"]
+
+
 def test_the_private_names_hpo_uses_exist():
     """One line per private name, so that the failure names it."""
     from optuna.storages import _cached_storage
@@ -100,5 +113,6 @@ def test_the_private_names_hpo_uses_exist():
         assert hasattr(study, name), name
     trial = study.ask()
     assert isinstance(trial._trial_id, int)
+    assert trial._cached_frozen_trial.number == trial.number
     with pytest.raises(AttributeError):
         private.enqueued(object())  # a FrozenTrial's system_attrs is what it reads

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import STUDY_ARGS, STUDY_SPEC, cli, write_spec
+from .conftest import (
+    STUDY_ARGS,
+    STUDY_SPEC,
+    cli,
+    free_port,
+    mlflow_server,
+    stop_server,
+    write_spec,
+)
 
 STATES = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(
@@ -34,42 +32,11 @@ def store(request, tmp_path_factory):
     if request.param == "local":
         yield f"sqlite:///{root / 'mlflow.db'}", root
         return
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=root,
-    )
+    port = free_port()
+    proc = mlflow_server(root, port)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90  # bounded: the server starts in seconds
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("mlflow server did not start on 127.0.0.1")
-            time.sleep(0.5)
     yield url, root
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_server(proc)
 
 
 def _client(uri: str):

@@ -37,6 +37,15 @@ def report(
             "coordinates as PNG files into DIR and attach them to the study's MLflow run.",
         ),
     ] = None,
+    to_mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--to-mlflow",
+            help="Write to MLflow the trial runs it lacks (those a study could not send while "
+            "its server was away) and end those a stopped worker left running, from what the "
+            "study keeps; runs MLflow has are left as they are.",
+        ),
+    ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Print the study's leaderboard, with the baselines and the original config."""
@@ -53,3 +62,8 @@ def report(
         Path(plots).mkdir(parents=True, exist_ok=True)
         paths = publish(loaded, plots, tracking_uri)
         echo_err(f"wrote {len(paths)} plot(s) to {plots}")
+    if to_mlflow:
+        from hpo.report.to_mlflow import to_mlflow as send
+
+        sent, uri = send(loaded, tracking_uri)
+        echo_err(sent.line(uri))

@@ -17,6 +17,7 @@ rather than somewhere in a study; pyproject.toml pins optuna to the major versio
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Container
 from typing import Any
 
@@ -104,3 +105,13 @@ def set_attr_of_running(study: optuna.Study, trial: FrozenTrial, key: str, value
     is the copy the trial's objective will read."""
     study._storage.set_trial_user_attr(trial._trial_id, key, value)
     trial.user_attrs[key] = value
+
+
+def retry_of(trial: optuna.Trial) -> int | None:
+    """The trial that `trial` runs again (the heartbeat failed it: its worker died), or None.
+    RetryFailedTrialCallback writes that number into the new trial's system attrs, which a
+    running optuna.Trial shows through its cached FrozenTrial only."""
+    frozen = trial._cached_frozen_trial
+    with warnings.catch_warnings():  # "experimental since 2.8": it is what the retry writes
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryFailedTrialCallback.retried_trial_number(frozen)

@@ -12,6 +12,7 @@ import optuna
 import torch
 
 from hpo.search import record
+from hpo.search.optuna_private import retry_of
 from hpo.search.space import suggest
 from hpo.search.spec import Spec
 from hpo.study.progress import Progress
@@ -62,6 +63,8 @@ class Objective:
             config = self._config(trial)
             move = record.local_move(trial)  # written by the sampler (LocalMoves)
             run_id = self.ctx.log.start_trial(trial.number, config, self.ctx.seeds, move)
+            if (lost := retry_of(trial)) is not None:  # its dead worker left a RUNNING run
+                self.ctx.log.close_lost(lost, trial.number)
             k = self.ctx.budget.finished() + 1
             self.ctx.progress.trial_start(trial.number, k, config, move)
             self.ctx.progress.scaled(config, len(self.ctx.data.train))

@@ -76,7 +76,11 @@ def run(
             _cost_on_cpu(runner, task_name, data)  # a study sized for a GPU: say so first
         baselines(runner)  # first, so that every trial can log its gain over the baseline
         runner.timing.lap("baseline")
-    stop = runner.optimize() if finished < runner.budget else (Stop.NONE, "")
+    try:
+        stop = runner.optimize() if finished < runner.budget else (Stop.NONE, "")
+    except BaseException:  # Ctrl-C, a lost storage: first say what MLflow still lacks
+        _flush(runner)
+        raise
     runner.timing.lap("trials")
     return summary(runner, stop, sum_up=not options.worker, plots=plots)
 
@@ -180,6 +184,7 @@ def summary(
     cut = cut_short(study)
     if best:
         runner.log.best(best["value"])
+    _flush(runner)
     if sum_up:
         runner.log.finish()
         runner.timing.lap("summary")
@@ -201,6 +206,17 @@ def summary(
         seeds=runner.spec.seeds,
         timing=runner.timing.line(_trials_since(study, runner.timing.started), runner.log.seconds),
     )
+
+
+def _flush(runner: StudyRunner) -> None:
+    """Send the trial runs that wait for MLflow; where it is still away, say how to later."""
+    if waiting := runner.log.flush():
+        task, name = runner.task.name, runner.study_name
+        named = "" if name == task else f" --study-name {name}"
+        runner.echo(
+            f"MLflow: {waiting} trial run(s) not sent (its server does not answer); "
+            f"`hpo report {task}{named} --to-mlflow` writes them once it does"
+        )
 
 
 def _trials_since(study: optuna.Study, started: float) -> dict[str, tuple[int, float]]:

@@ -49,6 +49,8 @@ class Tracker:
     def __init__(self, uri: str | None, experiment: str) -> None:
         logs.libraries()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        if not logs.level():  # MLflow prints "View run ... at: http://..." for each run ended
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
         logs.mlflow_loggers()  # schema set-up chatter; our own lines say enough
@@ -128,6 +130,27 @@ class Tracker:
     def end_run(self, run_id: str, state: str) -> None:
         """Terminate with the run status matching the Optuna state (pruned is not success)."""
         self.client.set_terminated(run_id, status=STATUS.get(state, "FAILED"))
+
+    def trial_runs(self, parent_id: str | None, number: int | None = None) -> list[Any]:
+        """The trial runs under `parent_id` (all, or trial `number`'s), as MLflow has them."""
+        where = "tags.kind = 'trial'"
+        if parent_id:
+            where += f" and tags.`mlflow.parentRunId` = '{parent_id}'"
+        if number is not None:
+            where += f" and tags.trial_number = '{number}'"
+        return self.client.search_runs([self.experiment_id], where, max_results=50_000)
+
+    def status(self, run_id: str) -> str:
+        """MLflow's status of a run: RUNNING, FINISHED, FAILED, KILLED."""
+        return self.client.get_run(run_id).info.status
+
+    def delete(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
+
+    def kill(self, run_id: str, tags: dict[str, Any]) -> None:
+        """End a run its process left RUNNING (it died): KILLED, with `tags` saying why."""
+        self.set_tags(run_id, tags)
+        self.client.set_terminated(run_id, status="KILLED")
 
     def log_reference(
         self,

@@ -1,59 +1,122 @@
 """Everything one study process logs to MLflow, behind one object (StudyLog): the study's
 parent run, one run per trial with its epochs, the references (baselines, the original) and
-the plots. A failing call never fails a trial: it is reported in one line and logging goes on."""
+the plots.
+
+A failing call never fails a trial. Where MLflow's server does not answer (it restarts, the
+network is cut), what a trial run needs is kept here (TrialRun) and sent once the server
+answers again, which is probed at most every PROBE_SECONDS, at the trials' own pace: one line
+when it goes away, one when it is back. `flush` says, at the end, how many trial runs are still
+waiting; `hpo report --to-mlflow` writes them from the study later. Any other failing call is a
+warning line, and logging goes on."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.entities import Metric
 
 from hpo.track.client import Tracker, metric_batch
-from hpo.util.errors import first_line
+from hpo.track.server import check_server
+from hpo.util.errors import UserError, first_line
 from hpo.util.interrupts import shielded
 
 # A trial's epoch metrics go to MLflow at most this often, and at its end: an H100 trains a
 # cifar10 epoch in 0.2 s, and one MLflow call an epoch cost more than a tenth of that in
 # bookkeeping (benchmarks/trial_overhead.py); a CPU epoch takes longer, so it is logged live.
 EPOCH_FLUSH_SECONDS = 5.0
+PROBE_SECONDS = 5.0  # while MLflow is away, how often it is asked whether it is back
+PROBE_WAIT = 2.0  # seconds one such question waits for an answer
 
 # Optuna's name for how a trial ended, as the trial run's `optuna_state` tag
 OPTUNA_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "out_of_time": "PRUNED"}
 
 
+@dataclass
+class TrialRun:
+    """What MLflow should hold of one trial, and what it does not hold yet."""
+
+    number: int
+    tags: dict[str, Any]  # its tags at creation
+    params: dict[str, Any]
+    run_id: str | None = None  # once created
+    metrics: list[Metric] = field(default_factory=list)  # not sent yet
+    final_tags: dict[str, Any] = field(default_factory=dict)  # not sent yet
+    state: str | None = None  # how it ended (Optuna's name), once it did
+    tried: bool = False  # a call to create it failed: MLflow may have made it all the same
+    sent: float = field(default_factory=time.monotonic)  # when its metrics last went
+
+
 class StudyLog:
     """Everything one study process logs to MLflow, behind one object: the parent run, one run
     per trial with its epochs, the references and the plots. With `tracker` None (tracking
-    off) every call does nothing. A failing call never fails a trial: it is reported in one
-    line and logging goes on."""
+    off) every call does nothing."""
 
     def __init__(self, tracker: Tracker | None, task: Any, device: str, echo: Any) -> None:
         self.tracker, self.task, self.device, self.echo = tracker, task, device, echo
         self.parent_id: str | None = None
         self.seconds = 0.0  # spent in MLflow's calls (for the summary's time line)
         self.baseline: dict[str, dict[str, float]] = {}  # for each trial's gain over it
-        # a trial run's epoch metrics not yet sent, and when it last sent them
-        self._pending: dict[str, list[Metric]] = {}
-        self._flushed: dict[str, float] = {}
+        self._runs: dict[str, TrialRun] = {}  # handle -> a trial run MLflow lacks some of
+        self._away: float | None = None  # since when MLflow has not answered
+        self._probed = 0.0
 
     @property
     def uri(self) -> str | None:
         return self.tracker.uri if self.tracker is not None else None
 
-    def _safe(self, what: str, fn: Any) -> Any:
+    # calls
+    def _call(self, what: str, fn: Any) -> tuple[bool, Any]:
+        """(whether MLflow took the call or it failed for good, its result). Not done: MLflow
+        is away, and the caller keeps what it wanted to send."""
         if self.tracker is None:
-            return None
+            return True, None
+        if self._away is not None and not self._back():
+            return False, None
         t0 = time.monotonic()
         try:
             with shielded():  # Ctrl-C waits for the call (hpo.util.interrupts)
-                return fn()
+                return True, fn()
         except Exception as e:  # noqa: BLE001 - tracking must not kill the study
-            self.echo(f"warning: MLflow {what} failed: {first_line(e, 200)}")
-            return None
+            if self._answers():
+                self.echo(f"warning: MLflow {what} failed: {first_line(e, 200)}")
+                return True, None
+            self._away, self._probed = time.monotonic(), time.monotonic()
+            self.echo(
+                f"MLflow does not answer ({first_line(e, 120)}); the trials go on and their "
+                "runs are sent once it answers again"
+            )
+            return False, None
         finally:
             self.seconds += time.monotonic() - t0
 
+    def _answers(self) -> bool:
+        """Whether MLflow's server answers now (a local store always does)."""
+        try:
+            check_server(self.tracker.uri, wait=PROBE_WAIT)
+        except UserError:
+            return False
+        return True
+
+    def _back(self, now: bool = False) -> bool:
+        """While MLflow is away: whether it answers again (asked at most every PROBE_SECONDS
+        unless `now`); once it does, what waited is sent."""
+        if not now and time.monotonic() - self._probed < PROBE_SECONDS:
+            return False
+        self._probed = time.monotonic()
+        if not self._answers():
+            return False
+        self._away = None
+        self.echo(f"MLflow answers again; sending the {len(self._runs)} trial run(s) that waited")
+        for handle in list(self._runs):
+            self._sync(handle)
+        return self._away is None
+
+    def _safe(self, what: str, fn: Any) -> Any:
+        return self._call(what, fn)[1]
+
+    # the study's parent run
     def create_parent(self, study_name: str) -> str | None:
         """A new parent run for the study (None with tracking off)."""
         if self.tracker is None:
@@ -62,59 +125,84 @@ class StudyLog:
         self.parent_id = self.tracker.create_parent(study_name, self.task.name, tags)
         return self.parent_id
 
+    # trial runs
     def start_trial(
         self, number: int, config: Any, seeds: list[int], local_move: str | None = None
     ) -> str | None:
-        """The trial's run; `local_move` (a tag) says which trial it changed, and how."""
+        """The trial's run; its handle (the run id once MLflow made it). `local_move` (a tag)
+        says which trial it changed, and how."""
+        if self.tracker is None:
+            return None
+        tags = {
+            "kind": "trial",
+            "task": self.task.name,
+            "trial_number": number,
+            "optuna_state": "RUNNING",
+            "device": self.device,
+            "seeds": ",".join(map(str, seeds)),
+        } | ({"local_move": local_move} if local_move else {})
+        run = TrialRun(number, tags, config.params())
+        handle = f"trial-{number}-{id(run)}"
+        self._runs[handle] = run
+        self._sync(handle)
+        if run.run_id is not None:  # the run id is the handle, as callers expect
+            self._runs[run.run_id] = self._runs.pop(handle)
+            return run.run_id
+        return handle
 
-        def go() -> str:
-            run_id = self.tracker.start_run(
-                self.parent_id,
-                f"trial-{number}",
-                {
-                    "kind": "trial",
-                    "task": self.task.name,
-                    "trial_number": number,
-                    "optuna_state": "RUNNING",
-                    "device": self.device,
-                    "seeds": ",".join(map(str, seeds)),
-                }
-                | ({"local_move": local_move} if local_move else {}),
+    def _sync(self, handle: str) -> None:
+        """Send what MLflow lacks of a trial run (it is dropped here once MLflow has all)."""
+        run = self._runs.get(handle)
+        if run is None:
+            return
+        if run.run_id is None:
+            done, made = self._call("start run", lambda: self._create(run))
+            if not done:
+                return
+            if made is None:  # failed for good (not an outage): given up
+                self._runs.pop(handle)
+                return
+            run.run_id = made
+        if run.metrics or run.final_tags:
+            metrics, tags = run.metrics, run.final_tags
+            done, _ = self._call(
+                "log metrics", lambda: self.tracker.log_batch(run.run_id, metrics, tags)
             )
-            self.tracker.log_params(run_id, config.params())
-            self._pending[run_id], self._flushed[run_id] = [], time.monotonic()
-            return run_id
+            if not done:
+                return
+            run.metrics, run.final_tags, run.sent = [], {}, time.monotonic()
+        if run.state is not None:
+            done, _ = self._call("end run", lambda: self.tracker.end_run(run.run_id, run.state))
+            if done:
+                self._runs.pop(handle)
 
-        return self._safe("start run", go)
+    def _create(self, run: TrialRun) -> str:
+        """The trial's run, made once: where a call to make it failed (the server went away
+        mid-call), the server may have made it before, and that run is taken."""
+        made = self.tracker.trial_runs(self.parent_id, run.number) if run.tried else []
+        run.tried = True
+        run_id = made[0].info.run_id if made else None
+        if run_id is None:
+            run_id = self.tracker.start_run(self.parent_id, f"trial-{run.number}", run.tags)
+        self.tracker.log_params(run_id, run.params)
+        return run_id
 
     def epoch(
-        self, run_id: str | None, epoch: int, metrics: dict[str, float], per_seed: list[dict]
+        self, handle: str | None, epoch: int, metrics: dict[str, float], per_seed: list[dict]
     ) -> None:
         """The epoch's metrics, sent with the ones before them once EPOCH_FLUSH_SECONDS have
         passed since the last send (else at the trial's end, with its final tags)."""
-        if not run_id:
+        run = self._runs.get(handle) if handle else None
+        if run is None:
             return
         both = dict(metrics)
         if len(per_seed) > 1:  # per-seed curves next to the mean
             for k, m in enumerate(per_seed):
                 both[f"{self.task.metric}_seed{k}"] = m[self.task.metric]
                 both[f"train_loss_seed{k}"] = m["train_loss"]
-        pending = self._pending.setdefault(run_id, [])
-        pending.extend(metric_batch(both, epoch))
-        if time.monotonic() - self._flushed.get(run_id, 0.0) >= EPOCH_FLUSH_SECONDS:
-            self._send(run_id)
-
-    def _send(self, run_id: str, tags: dict[str, Any] | None = None) -> None:
-        """The run's pending metrics (and `tags`) in one call; kept for the next try if it
-        fails."""
-
-        def go() -> bool:
-            self.tracker.log_batch(run_id, self._pending.get(run_id, []), tags)
-            self._pending[run_id] = []
-            return True
-
-        if self._safe("log metrics", go):
-            self._flushed[run_id] = time.monotonic()
+        run.metrics.extend(metric_batch(both, epoch))
+        if time.monotonic() - run.sent >= EPOCH_FLUSH_SECONDS:
+            self._sync(handle)
 
     def gain_over_baseline(self, metrics: dict[str, float]) -> float | None:
         """How much better than the first baseline the run is (> 0 = better), in the metric."""
@@ -127,23 +215,44 @@ class StudyLog:
         return value - reference if self.task.direction == "maximize" else reference - value
 
     def end_trial(
-        self, run_id: str | None, outcome: str, reason: str, metrics: dict, label: str
+        self, handle: str | None, outcome: str, reason: str, metrics: dict, label: str
     ) -> None:
-        if not run_id:
+        """The trial's last epochs, its final tags and its end, in as few calls as MLflow
+        allows (one batch, then the end)."""
+        run = self._runs.get(handle) if handle else None
+        if run is None:
             return
-
-        state = OPTUNA_STATE.get(outcome, "FAIL")
-        tags = {"optuna_state": state, "diagnosis": label}
+        run.state = OPTUNA_STATE.get(outcome, "FAIL")
+        run.final_tags = {"optuna_state": run.state, "diagnosis": label}
         if reason:
-            tags["reason"] = reason
+            run.final_tags["reason"] = reason
         gain = self.gain_over_baseline(metrics)
         if gain is not None:
-            self._pending.setdefault(run_id, []).extend(metric_batch({"gain_over_baseline": gain}))
-        self._send(run_id, tags)  # the epochs not sent yet, the final tags: one call
-        self._pending.pop(run_id, None)
-        self._flushed.pop(run_id, None)
-        self._safe("end run", lambda: self.tracker.end_run(run_id, state))
+            run.metrics.extend(metric_batch({"gain_over_baseline": gain}))
+        self._sync(handle)
 
+    def close_lost(self, number: int, retry: int) -> None:
+        """The run of trial `number`, whose worker died (the heartbeat failed it, and trial
+        `retry` runs it again), ended KILLED where it was left RUNNING."""
+
+        def go() -> None:
+            for run in self.tracker.trial_runs(self.parent_id, number):
+                if run.info.status == "RUNNING":
+                    reason = f"its worker stopped; trial {retry} runs it again"
+                    self.tracker.kill(run.info.run_id, {"optuna_state": "FAIL", "reason": reason})
+
+        self._call("close a lost run", go)
+
+    def flush(self) -> int:
+        """Send what waits, asking MLflow now; the trial runs that still wait (MLflow away)."""
+        if self._away is not None:
+            self._back(now=True)
+        for handle in list(self._runs):
+            if self._runs[handle].state is not None:
+                self._sync(handle)
+        return sum(run.state is not None for run in self._runs.values())
+
+    # references, plots, the parent's end
     def reference(
         self,
         kind: str,
@@ -171,12 +280,8 @@ class StudyLog:
 
     def best(self, value: float) -> None:
         if self.parent_id:
-            self._safe(
-                "parent run",
-                lambda: self.tracker.log_metrics(
-                    self.parent_id, {f"best_{self.task.metric}": value}
-                ),
-            )
+            metrics = {f"best_{self.task.metric}": value}
+            self._safe("parent run", lambda: self.tracker.log_metrics(self.parent_id, metrics))
 
     def finish(self) -> None:
         """The study's parent run ends FINISHED once the study is summed up (a resumed study

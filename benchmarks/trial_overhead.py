@@ -41,6 +41,7 @@ from hpo.study.progress import Progress
 from hpo.study.session import run
 from hpo.tasks import get_task
 from hpo.track.study_log import StudyLog
+from hpo.util.errors import masked
 
 OUT = Path(__file__).parent / "out"
 
@@ -48,7 +49,7 @@ OUT = Path(__file__).parent / "out"
 # its callees, and no part calls another's function, so the parts add up
 PARTS = {
     "ask (new trial, sampler set-up)": [(optuna.study.Study, "ask")],
-    "suggest (sampler, one storage write a knob)": [(objective_module, "suggest")],
+    "config (sampler, its params and record written)": [(objective_module.Objective, "_config")],
     "report + pruner": [(optuna.trial.Trial, "report"), (optuna.trial.Trial, "should_prune")],
     "user attrs": [(optuna.trial.Trial, "set_user_attr")],
     "tell (trial state)": [(optuna.study._optimize, "_tell_with_warning")],
@@ -131,6 +132,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true", help="the study's own lines")
     ap.add_argument("--smoke", action="store_true", help="box, 6 trials (tests)")
+    ap.add_argument(
+        "--storage",
+        help="study storage (default: SQLite in a temporary folder); a PostgreSQL URL gets a "
+        "study of its own name, deleted afterwards",
+    )
+    ap.add_argument("--tracking-uri", help="MLflow store (default: SQLite in the folder)")
     args = ap.parse_args()
     if args.smoke:
         args.task, args.trials, args.block = "box", 6, 3
@@ -176,10 +183,12 @@ def main() -> None:
     session_module.summary = timed_summary
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
+        name = f"overhead-{os.getpid()}-{time.time_ns()}" if args.storage else None
         options = Options(
             trials=args.trials,
-            storage=f"sqlite:///{tmp}/hpo.db",
-            tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+            storage=args.storage or f"sqlite:///{tmp}/hpo.db",
+            study_name=name,
+            tracking_uri=args.tracking_uri or f"sqlite:///{tmp}/mlflow.db",
             seed=args.seed,
             device="cpu",
             original=False,
@@ -190,7 +199,9 @@ def main() -> None:
         echo = print if args.verbose else (lambda line: None)
         result = run(args.task, options, echo=echo)
         total = time.perf_counter() - t_start
-        stored = optuna.load_study(study_name=args.task, storage=options.storage).trials
+        stored = optuna.load_study(study_name=name or args.task, storage=options.storage).trials
+        if name:
+            optuna.delete_study(study_name=name, storage=options.storage)
         failed = [t for t in stored if t.state == optuna.trial.TrialState.FAIL]
         if failed:  # the stand-in no longer fits the objective: what was timed is not a trial
             reason = TrialRecord.of(failed[0]).reason
@@ -212,7 +223,8 @@ def main() -> None:
         rows.append(row)
     cols = list(rows[0])
     print(
-        f"{args.task}: {result.finished} trials, training replaced by a stand-in; "
+        f"{args.task}: {result.finished} trials on {masked(options.storage).split('@')[-1]}, "
+        "training replaced by a stand-in; "
         f"{total:.1f} s in all, the summary (plots, MLflow) {summary_seconds[0]:.1f} s\n"
     )
     print("| " + " | ".join(cols) + " |")

@@ -29,6 +29,84 @@ def test_the_cache_of_an_rdb_storage_is_still_there_and_remembers_ids(tmp_path):
     assert len(optuna.load_study(study_name="s", storage=cache).trials) == 2
 
 
+def _fill(trial: optuna.Trial) -> float:
+    """A trial's usual writes: params of each kind, user attrs (one set twice), epochs."""
+    trial.suggest_float("lr", 1e-4, 1.0, log=True)
+    trial.suggest_int("depth", 1, 8)
+    trial.suggest_categorical("opt", ["sgd", "adam"])
+    trial.set_user_attr("config", {"a": [1, 2]})
+    trial.set_user_attr("outcome", "running")
+    trial.set_user_attr("outcome", "complete")
+    for epoch, value in enumerate([0.5, float("inf"), 0.25], 1):
+        trial.report(value, epoch)
+    return 0.25
+
+
+def _written(trial: optuna.trial.FrozenTrial) -> tuple:
+    return (
+        trial.params,
+        trial.distributions,
+        trial.user_attrs,
+        trial.intermediate_values,
+        trial.value,
+        trial.state,
+    )
+
+
+@pytest.mark.parametrize("every", [None, 0.0])
+def test_a_trials_writes_in_one_transaction_store_what_optuna_stores_one_by_one(tmp_path, every):
+    """NamedStudyCache.one_transaction (write_together: Optuna's models and `_without_commit`
+    writes in its own session) leaves the same trial as Optuna's own writes; every=0 writes at
+    each call, as Optuna does."""
+    plain = optuna.create_study(storage=f"sqlite:///{tmp_path / 'plain.db'}", study_name="s")
+    cache = private.NamedStudyCache(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'b.db'}"))
+    batched = optuna.create_study(storage=cache, study_name="s")
+    plain.optimize(_fill, n_trials=2)
+
+    def held(trial):
+        with private.written_together(trial, every):
+            return _fill(trial)
+
+    batched.optimize(held, n_trials=2)
+    for a, b in zip(plain.trials, batched.trials, strict=True):
+        # the sampler draws differently in the second study's trials: compare all but values
+        assert _written(a)[1:] == _written(b)[1:]
+        assert set(a.params) == set(b.params)
+    fresh = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'b.db'}")
+    assert [_written(t) for t in fresh.trials] == [_written(t) for t in batched.trials]
+
+
+def test_held_writes_reach_the_storage_only_on_the_way_out(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    cache = private.NamedStudyCache(optuna.storages.RDBStorage(url))
+    study = optuna.create_study(storage=cache, study_name="s")
+    trial = study.ask()
+    elsewhere = optuna.storages.RDBStorage(url)  # another worker's view
+    with private.written_together(trial):
+        trial.suggest_float("x", 0, 1)
+        trial.report(0.5, 1)
+        trial.set_user_attr("k", 1)
+        seen = elsewhere.get_trial(trial._trial_id)
+        assert (seen.params, seen.intermediate_values, seen.user_attrs) == ({}, {}, {})
+        assert trial.params and trial.user_attrs == {"k": 1}  # the trial's own copy has them
+    seen = elsewhere.get_trial(trial._trial_id)
+    assert seen.params == trial.params and seen.intermediate_values == {1: 0.5}
+    assert seen.user_attrs == {"k": 1}
+
+
+def test_held_writes_are_checked_as_single_ones(tmp_path):
+    cache = private.NamedStudyCache(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}"))
+    study = optuna.create_study(storage=cache, study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    trial = study.ask()
+    with pytest.raises(ValueError, match="distribution"):  # x was a float, now a category
+        with private.written_together(trial):
+            trial.suggest_categorical("x", ["a", "b"])
+    done = study.trials[0]
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        private.write_together(cache._backend, [("user_attr", done._trial_id, "k", 1, None, None)])
+
+
 def test_samplers_read_trials_through_study_get_trials():
     """The view answers the call samplers make: Study._get_trials(deepcopy, states,
     use_cache), and TPE does make it (so a view changes what TPE sees)."""
@@ -96,7 +174,7 @@ def test_a_retried_trial_knows_the_trial_it_runs_again():
     study = optuna.create_study()
     lost = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     study.tell(lost, state=TrialState.FAIL)
-    optuna.storages.RetryFailedTrialCallback()(study, study.trials[0])
+    optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.trials[0])
     again, fresh = study.ask(), study.ask()
     assert private.retry_of(again) == lost.number == 0
     assert private.retry_of(fresh) is None

@@ -12,7 +12,7 @@ import optuna
 import torch
 
 from hpo.search import record
-from hpo.search.optuna_private import retry_of
+from hpo.search.optuna_private import retry_of, written_together
 from hpo.search.space import suggest
 from hpo.search.spec import Spec
 from hpo.study.progress import Progress
@@ -47,6 +47,12 @@ class TrialContext:
     timeout: float | None = None  # --timeout, in seconds (for the reason a trial gives)
 
 
+# a trial's reported epochs reach the study storage at most this often, and at its end: an H100
+# trains a cifar10 epoch in 0.2 s, and a transaction an epoch was ~3 ms on PostgreSQL
+# (benchmarks/trial_overhead.py); a CPU epoch takes longer, so its value is written at once
+EPOCH_WRITE_SECONDS = 5.0
+
+
 class Objective:
     """Trains one trial's config; reports epochs to the pruner, MLflow and the console."""
 
@@ -55,17 +61,22 @@ class Objective:
         self.number: int | None = None  # the trial this objective ran, once it started
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        # what the trial writes to the storage goes in few transactions: its config at once
+        # (other workers' samplers see it), its epochs every few seconds, its end in one
+        with written_together(trial, every=EPOCH_WRITE_SECONDS):
+            return self._run(trial)
+
+    def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self.number = trial.number
         state: dict[str, Any] = {"outcome": Outcome.FAILED, "metrics": {}, "history": []}
         reason, run_id = "", None
         try:
-            self.ctx.budget.check_surplus(trial.number)
+            k = self.ctx.budget.check_surplus(trial.number) + 1  # this trial is the k-th
             config = self._config(trial)
             move = record.local_move(trial)  # written by the sampler (LocalMoves)
             run_id = self.ctx.log.start_trial(trial.number, config, self.ctx.seeds, move)
             if (lost := retry_of(trial)) is not None:  # its dead worker left a RUNNING run
                 self.ctx.log.close_lost(lost, trial.number)
-            k = self.ctx.budget.finished() + 1
             self.ctx.progress.trial_start(trial.number, k, config, move)
             self.ctx.progress.scaled(config, len(self.ctx.data.train))
             return self._train(trial, config, run_id, move, state)
@@ -94,11 +105,12 @@ class Objective:
 
     def _config(self, trial: optuna.Trial) -> Config:
         """The trial's config, recorded with its seeds; a bad one fails the trial."""
-        try:
-            config = suggest(trial, self.ctx.spec, self.ctx.base)
-        except ValueError as e:
-            raise TrainingError(f"invalid config: {e}") from None
-        record.start_trial(trial, config.params(), config.to_dict(), self.ctx.seeds)
+        with written_together(trial):  # one storage transaction for its knobs and record
+            try:
+                config = suggest(trial, self.ctx.spec, self.ctx.base)
+            except ValueError as e:
+                raise TrainingError(f"invalid config: {e}") from None
+            record.start_trial(trial, config.params(), config.to_dict(), self.ctx.seeds)
         return config
 
     def _train(
@@ -122,7 +134,7 @@ class Objective:
             ctx.log.epoch(run_id, epoch, metrics, per_seed)
             ctx.progress.epoch(epoch, config.epochs, metrics)
             subset = "subset" in ctx.task.defaults
-            ctx.progress.first_epoch(config, time.monotonic() - t0, ctx.budget.left(), subset)
+            ctx.progress.first_epoch(config, time.monotonic() - t0, ctx.budget.left, subset)
             if ctx.multi:  # Optuna prunes single-objective studies only
                 return
             trial.report(objective_value(metrics, metric, spec.objective), epoch)

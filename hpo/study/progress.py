@@ -120,14 +120,17 @@ class Progress:
             self._said.add("scaling")
             self.echo(scaling_note(asked, used, n_train))
 
-    def first_epoch(self, config: Config, seconds: float, left: int, subset: bool) -> None:
-        """Once per process, on a CPU, after the first epoch: the study at this pace."""
+    def first_epoch(
+        self, config: Config, seconds: float, left: Callable[[], int], subset: bool
+    ) -> None:
+        """Once per process, on a CPU, after the first epoch: the study at this pace (`left`:
+        how many trials are left, asked then only: it reads the study)."""
         if not self.cpu or "estimate" in self._said:
             return
         self._said.add("estimate")
         if self.tty:  # end the live epoch line that the estimate would otherwise join
             print(file=sys.stderr)
-        self.echo(cpu_estimate(seconds, config.epochs, max(left, 1), subset))
+        self.echo(cpu_estimate(seconds, config.epochs, max(left(), 1), subset))
 
     def epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         line = (

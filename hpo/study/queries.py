@@ -49,9 +49,18 @@ def trial_numbered(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial
     raise ValueError(f"study {study.study_name!r} has no trial {number}")
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+def best_trial(
+    study: optuna.Study, trials: list[optuna.trial.FrozenTrial] | None = None
+) -> optuna.trial.FrozenTrial:
     """The best trial; in a multi-objective study the Pareto-front trial with the best metric
-    (the first objective). ValueError if no trial is complete yet."""
+    (the first objective). ValueError if no trial is complete yet. A single-objective study's
+    is found in `trials` (all of the study's, as just read) where given, without a query."""
+    if len(study.directions) == 1 and trials is not None:
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if not done:
+            raise ValueError("no complete trial yet")
+        better = sign(study.directions[0])
+        return max(done, key=lambda t: (better * t.value, -t.number))
     if len(study.directions) == 1:
         return study.best_trial
     front = study.best_trials
@@ -80,16 +89,13 @@ class Budget:
     def left(self) -> int:
         return self.trials - self.finished()
 
-    def check_surplus(self, number: int) -> None:
+    def check_surplus(self, number: int) -> int:
         """Raise SurplusTrial where workers raced past the budget check and trial `number` is
-        beyond it: it is not trained."""
-        ahead = [
-            t
-            for t in self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-            if t.number < number
-        ]
-        if len(ahead) >= self.trials:
+        beyond it: it is not trained. Else the trials finished so far (one read for both)."""
+        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        if sum(t.number < number for t in trials) >= self.trials:
             raise SurplusTrial(f"budget of {self.trials} already taken by other workers")
+        return sum(t.state != TrialState.RUNNING for t in trials)
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:

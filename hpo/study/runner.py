@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 import tenacity
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hpo.search import record
@@ -82,6 +82,7 @@ class StudyRunner:
         self.patient: Patient | None = None  # retries the RDB storage's calls (outages)
         self.data: TaskData | None = None
         self._pace = (time.monotonic(), 0)  # (when, finished trials) as optimize() began
+        self._counted: tuple[int, int] | None = None  # (finished, running) as last read
 
     def load(self) -> TaskData:
         """The task's data on this process's device (built once)."""
@@ -201,7 +202,9 @@ class StudyRunner:
 
     def _step(self, deadline: float | None) -> tuple[tuple[Stop, str] | None, str | None]:
         """One trial (or one wait). Returns (why to stop or None, failure reason / '' / None)."""
-        finished, running = counts(self.study)
+        # the counts the last trial's end read (no new query), else the study's now
+        finished, running = self._counted or counts(self.study)
+        self._counted = None
         if finished >= self.budget:
             return (Stop.NONE, ""), None
         if deadline is not None and time.monotonic() > deadline:
@@ -230,6 +233,7 @@ class StudyRunner:
         trials = self.study.get_trials(deepcopy=False)
         mine = next(t for t in trials if t.number == number)
         finished = sum(t.state in FINISHED for t in trials)
+        self._counted = (finished, sum(t.state == TrialState.RUNNING for t in trials))
         start, finished_at_start = self._pace
         now = time.monotonic()
         left = time_left(
@@ -239,7 +243,7 @@ class StudyRunner:
             now - start,
             None if deadline is None else deadline - now,
         )
-        self.progress.trial_end(trial_record(mine), self.best(), left)
+        self.progress.trial_end(trial_record(mine), self.best(trials), left)
         if mine.state != TrialState.FAIL:
             return ""
         kept = record.TrialRecord.of(mine)
@@ -254,8 +258,9 @@ class StudyRunner:
             return time.monotonic() + (o.deadline - time.time())
         return time.monotonic() + o.timeout if o.timeout else None
 
-    def best(self) -> dict[str, Any] | None:
+    def best(self, trials: list[FrozenTrial] | None = None) -> dict[str, Any] | None:
+        """The best trial's record (from `trials`, the study's as just read, where given)."""
         try:
-            return trial_record(best_trial(self.study))
+            return trial_record(best_trial(self.study, trials))
         except ValueError:  # no complete trial yet
             return None

@@ -15,7 +15,7 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 
-from hpo.search.optuna_private import NamedStudyCache
+from hpo.search.optuna_private import NamedStudyCache, write_together
 from hpo.util.errors import UserError, first_line, masked, scrub
 from hpo.util.interrupts import shielded
 
@@ -169,6 +169,11 @@ class Patient:
                     self.away = False
                     self._echo("storage reachable again; going on")
         return result
+
+    def write_together(self, writes: list) -> None:
+        """Several trial params and attrs in one transaction (hpo.search.optuna_private.
+        write_together), riding out an outage as every other call does."""
+        self._call("write_together", write_together, (self._backend, writes), {})
 
     def _why(self, error: BaseException) -> str:
         cause = error.__cause__ if isinstance(error, StorageInternalError) else error

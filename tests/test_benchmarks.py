@@ -143,6 +143,18 @@ def check_trial_overhead(out: str) -> None:
         assert float(r["all (ms a trial)"]) == pytest.approx(sum(parts), abs=len(parts))
 
 
+def check_workers(out: str) -> None:
+    """hpo's shared budget is exact: as many finished as the budget, none told twice or left
+    running; a p95 is at least the median."""
+    rows = tables(out)[-1]
+    assert {r["storage"] for r in rows} == {"memory", "optuna", "hpo"}
+    for r in rows:
+        assert float(r["trial_ms_p95"]) >= float(r["trial_ms_median"]) > 0
+        assert r["told_twice"] == r["left_running"] == "0"
+        if r["storage"] != "optuna":
+            assert r["finished"] == r["budget"], r
+
+
 CHECKS = {n.removeprefix("check_"): f for n, f in globals().items() if n.startswith("check_")}
 
 

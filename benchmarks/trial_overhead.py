@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument(
         "--storage",
         help="study storage (default: SQLite in a temporary folder); a PostgreSQL URL gets a "
-        "study of its own name, deleted afterwards",
+        "study of its own name, deleted afterwards; memory: Optuna's in-memory one (the floor)",
     )
     ap.add_argument("--tracking-uri", help="MLflow store (default: SQLite in the folder)")
     args = ap.parse_args()
@@ -165,8 +165,11 @@ def main() -> None:
     optimize = runner_module.StudyRunner.optimize
     begun: list[tuple[int, float, dict[str, float]]] = []
 
+    studies = []  # the study, kept: an in-memory one (--storage memory) cannot be loaded again
+
     def timed_optimize(self):
         begun.append((0, time.perf_counter(), dict(SPENT)))
+        studies.append(self.study)
         return optimize(self)
 
     runner_module.StudyRunner.optimize = timed_optimize
@@ -199,8 +202,8 @@ def main() -> None:
         echo = print if args.verbose else (lambda line: None)
         result = run(args.task, options, echo=echo)
         total = time.perf_counter() - t_start
-        stored = optuna.load_study(study_name=name or args.task, storage=options.storage).trials
-        if name:
+        stored = studies[0].trials
+        if name and args.storage != "memory":
             optuna.delete_study(study_name=name, storage=options.storage)
         failed = [t for t in stored if t.state == optuna.trial.TrialState.FAIL]
         if failed:  # the stand-in no longer fits the objective: what was timed is not a trial

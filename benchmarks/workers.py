@@ -9,7 +9,10 @@ attrs, 5 epochs reported), so a trial's time is the storage's and Optuna's. Rows
   a trial's writes in few transactions) and hpo's shared budget (each worker counts the study's
   finished trials before a trial, and a trial that raced past the budget is not trained);
 - hpo+grpc: hpo's budget through Optuna's gRPC storage proxy (one server process holds the
-  database connections; needs grpcio), where the workers' storage is the proxy's.
+  database connections; needs grpcio), where the workers' storage is the proxy's;
+- journal: bare Optuna on its JournalStorage with a file backend (one appended log line per
+  write, a file lock between processes), in a temporary folder: the single-machine candidate
+  for the embedded default in place of SQLite.
 
 Per row: finished trials per second (from the moment every worker is ready to the last one's
 end), each trial's milliseconds in its worker (median, p95), trials finished (the budget is
@@ -17,7 +20,7 @@ exact when it equals it), trials told twice (Optuna's "already finished" errors)
 left RUNNING. The machine's cores bound every row (Python and PostgreSQL share them): compare
 rows of one run, and the ratio to the memory row.
 Usage: python benchmarks/workers.py [--pg URL] [--workers 1,4,16,32] [--per-worker 20]
-       [--kinds optuna,hpo,hpo+grpc] [--smoke]  (PostgreSQL from --pg or HPO_TEST_PG_URL)
+       [--kinds optuna,hpo,hpo+grpc,journal] [--smoke]  (PostgreSQL from --pg or HPO_TEST_PG_URL)
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ def stand_in(trial) -> float:
 def _storage(kind: str, url: str, port: int):
     if kind == "optuna":
         return url
+    if kind == "journal":
+        import optuna
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
     if kind == "hpo+grpc":
         import optuna
 
@@ -79,7 +87,7 @@ def worker(kind, url, name, budget, share, index, port, barrier, results) -> Non
     times, twice = [], 0
     barrier.wait()  # imports and connections done: time the trials alone, all together
     t0 = time.perf_counter()
-    if kind == "optuna":
+    if kind in ("optuna", "journal"):
         last = [time.perf_counter()]
 
         def lap(study, trial) -> None:
@@ -134,8 +142,11 @@ def _free_port() -> int:
 
 
 def _proxy(url: str, port: int) -> None:
+    import warnings
+
     import optuna
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)
     optuna.storages.run_grpc_proxy_server(optuna.storages.RDBStorage(url), port=port)
 
@@ -155,11 +166,14 @@ def _start_proxy(ctx, url: str):
     raise SystemExit("the gRPC proxy did not start")
 
 
-def measure(kind: str, url: str, workers: int, budget: int) -> dict:
+def measure(kind: str, url: str, workers: int, budget: int, tmp: str) -> dict:
     import optuna
 
     name = f"workers-{uuid.uuid4().hex[:8]}"
-    optuna.create_study(study_name=name, storage=url)
+    if kind == "journal":
+        url = f"{tmp}/{name}.log"
+    storage = _storage("journal" if kind == "journal" else "optuna", url, 0)
+    optuna.create_study(study_name=name, storage=storage)
     ctx = mp.get_context("spawn")
     proxy, port = _start_proxy(ctx, url) if kind == "hpo+grpc" else (None, 0)
     barrier, results = ctx.Barrier(workers), ctx.Queue()
@@ -178,8 +192,8 @@ def measure(kind: str, url: str, workers: int, budget: int) -> dict:
     if proxy is not None:
         proxy.kill()
     wall = max(end for _, end, _, _ in got) - min(start for start, _, _, _ in got)
-    trials = optuna.load_study(study_name=name, storage=url).trials
-    optuna.delete_study(study_name=name, storage=url)
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    optuna.delete_study(study_name=name, storage=storage)
     return _row(kind, workers, budget, wall, got, trials)
 
 
@@ -225,8 +239,10 @@ def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("HPO_TEST_PG_URL"))
     ap.add_argument("--workers", default="1,4,16,32")
     ap.add_argument("--per-worker", type=int, default=20, help="budget = max(this x K, 160)")
-    ap.add_argument("--kinds", default="optuna,hpo,hpo+grpc")
-    ap.add_argument("--smoke", action="store_true", help="SQLite, 1 and 2 workers, 8 trials")
+    ap.add_argument("--kinds", default="optuna,hpo,hpo+grpc,journal")
+    ap.add_argument(
+        "--smoke", action="store_true", help="SQLite and journal, 1 and 2 workers, 8 trials"
+    )
     args = ap.parse_args()
     import tempfile
 
@@ -236,7 +252,7 @@ def main() -> None:
         if args.smoke:
             url, kinds, counts, args.per_worker = (
                 f"sqlite:///{tmp}/w.db",
-                ["optuna", "hpo"],
+                ["optuna", "hpo", "journal"],
                 [1, 2],
                 4,
             )
@@ -253,7 +269,7 @@ def main() -> None:
         for workers in counts:
             budget = max(args.per_worker * workers, floor)
             for kind in kinds:
-                rows.append(measure(kind, url, workers, budget))
+                rows.append(measure(kind, url, workers, budget, tmp))
                 print(rows[-1], flush=True)
     cols = list(rows[0])
     print("\n| " + " | ".join(cols) + " |")

@@ -27,7 +27,8 @@ ENVIRONMENT = {
     "where HPO_DATA_DIR is not",
     "HPO_LOG_LEVEL": "DEBUG, INFO, ...: the libraries' logs and warnings, off by default",
     "HPO_HEARTBEAT_SECONDS": "how often a worker's running trial says it is alive (default 10)",
-    "HPO_GRACE_SECONDS": "after how long without one its trial is failed and rerun (default 30)",
+    "HPO_GRACE_SECONDS": "after how long without one its trial is failed and rerun (default 30; "
+    "longer than the heartbeat)",
     "HPO_MALLOC_TUNING": "0 turns off glibc's malloc thresholds that hpo raises for speed",
     "MLFLOW_TRACKING_USERNAME": "with MLFLOW_TRACKING_PASSWORD: basic auth of hpo ui's server",
     "MLFLOW_TRACKING_PASSWORD": "(see MLFLOW_TRACKING_USERNAME)",

@@ -20,8 +20,8 @@ from hpo.util.errors import UserError, first_line, masked, scrub
 from hpo.util.interrupts import shielded
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"  # opens unchanged in optuna-dashboard
-HEARTBEAT_SECONDS = int(os.environ.get("HPO_HEARTBEAT_SECONDS", "10"))
-GRACE_SECONDS = int(os.environ.get("HPO_GRACE_SECONDS", "30"))  # dead worker -> trial FAIL
+HEARTBEAT_SECONDS = 10  # how often a running trial says it is alive (HPO_HEARTBEAT_SECONDS)
+GRACE_SECONDS = 30  # after how long without that its trial is failed, rerun (HPO_GRACE_SECONDS)
 SCHEMA_TRIES = 5  # workers that start together race to create the schema: a bounded retry
 # seconds between tries of one storage call while the database is away (about a minute in all)
 RETRY_BACKOFF = (1, 2, 4, 8, 15, 30)
@@ -32,10 +32,30 @@ def storage_url(url: str | None = None) -> str:
     return url or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE
 
 
+def _seconds(name: str, default: int) -> int:
+    text = os.environ.get(name, str(default))
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise UserError(f"{name}={text!r}: expected a whole number of seconds, e.g. {default}")
+    return int(text)
+
+
+def heartbeat() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds, from the environment; a grace that is not
+    longer than the interval would fail live workers' trials between two of their beats."""
+    beat = _seconds("HPO_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+    grace = _seconds("HPO_GRACE_SECONDS", GRACE_SECONDS)
+    if grace <= beat:
+        raise UserError(
+            f"HPO_GRACE_SECONDS={grace} must be longer than HPO_HEARTBEAT_SECONDS={beat}: a live "
+            f"worker's trial would be failed between two heartbeats (Optuna's default: {2 * beat})"
+        )
+    return beat, grace
+
+
 def open_storage(url: str | None = None) -> Any:
     """An Optuna storage for `url` ('memory' = in-process only); one-line UserError if unusable.
 
-    RDB storages get heartbeats, so a trial whose worker died is failed within GRACE_SECONDS
+    RDB storages get heartbeats, so a trial whose worker died is failed within the grace period
     and re-queued once with the same params (RetryFailedTrialCallback).
     """
     # heartbeats and the stale-trial retry are marked experimental; they are what we want
@@ -49,6 +69,7 @@ def open_storage(url: str | None = None) -> Any:
         raise UserError(
             f"malformed storage URL {masked(url)!r}: expected e.g. sqlite:///hpo.db"
         ) from None
+    beat, grace = heartbeat()
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if sqlite:
         engine_kwargs["connect_args"] = {"timeout": 60}  # several local workers share the file
@@ -57,8 +78,8 @@ def open_storage(url: str | None = None) -> Any:
         storage = optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
+            heartbeat_interval=beat,
+            grace_period=grace,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=1
             ),

@@ -149,6 +149,24 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"HPO_GRACE_SECONDS": "10"}, "HPO_GRACE_SECONDS=10 must be longer than HPO_HEARTBEAT"),
+        ({"HPO_HEARTBEAT_SECONDS": "soon"}, "HPO_HEARTBEAT_SECONDS='soon': expected a whole"),
+        ({"HPO_GRACE_SECONDS": "0"}, "HPO_GRACE_SECONDS='0': expected a whole number"),
+    ],
+)
+def test_a_heartbeat_that_would_fail_live_trials_is_one_line_and_exit_2(env, message, scratch):
+    """A grace period not longer than the heartbeat failed live workers' trials (a scale-out
+    drill with HPO_GRACE_SECONDS=10 and the default heartbeat of 10 s lost two); a value that
+    is not seconds was a traceback at import."""
+    out = cli("study", "box", "--trials", "1", env={"HPO_HEARTBEAT_SECONDS": "10", **env})
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (scratch / "hpo.db").exists()  # stopped before it made anything
+
+
 def test_invalid_spec_file_is_one_line(scratch):
     spec = write_spec(
         scratch / "bad.toml", "task = 'box'\n[space]\nlr = { low = 0.0, high = 1.0, log = true }\n"

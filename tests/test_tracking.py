@@ -229,3 +229,100 @@ def test_a_fast_trials_epochs_reach_mlflow_at_its_end_in_one_call_and_a_slow_one
     log.end_trial(slow, "pruned", "pruned by hyperband at epoch 1", {"val_mse": 1.0}, "fine")
     assert history(slow) == [1]
     assert tracker.client.get_run(slow).data.tags["reason"].startswith("pruned by")
+
+
+def _dead_workers_run(tmp_path, name: str):
+    """A study's parent run and a trial run left RUNNING, as a worker killed mid-trial leaves
+    it (its process made the run and died)."""
+    import hpo.track.study_log as tracking
+
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", name)
+    parent = tracker.create_parent(name, "box", {"metric": "val_mse", "direction": "minimize"})
+    tags = {"kind": "trial", "trial_number": 0, "optuna_state": "RUNNING"}
+    return tracker, parent, tracker.start_run(parent, "trial-0", tags)
+
+
+def test_a_dead_workers_run_is_ended_killed_once_mlflow_is_back(tmp_path, monkeypatch):
+    """The retry of a dead worker's trial may start while MLflow is away: ending the dead run
+    KILLED waits with the other runs, is counted by flush while it waits, and is done once
+    MLflow answers again (a drill with a server stopped found it dropped and left RUNNING)."""
+    from types import SimpleNamespace
+
+    import hpo.track.study_log as tracking
+
+    tracker, parent, dead = _dead_workers_run(tmp_path, "lost")
+    task = SimpleNamespace(name="box", metric="val_mse", direction="minimize")
+    log = tracking.StudyLog(tracker, task, "cpu", lambda line: None)
+    log.parent_id = parent
+    runs = tracker.trial_runs
+    away = lambda *a, **k: (_ for _ in ()).throw(ConnectionError("refused"))  # noqa: E731
+    monkeypatch.setattr(tracker, "trial_runs", away)
+    monkeypatch.setattr(log, "_answers", lambda: False)
+    log.close_lost(0, 5)
+    assert log.flush() == 1  # it waits, and is counted
+    assert tracker.client.get_run(dead).info.status == "RUNNING"
+    monkeypatch.setattr(tracker, "trial_runs", runs)
+    monkeypatch.setattr(log, "_answers", lambda: True)
+    assert log.flush() == 0
+    ended = tracker.client.get_run(dead)
+    assert ended.info.status == "KILLED", ended.info
+    assert ended.data.tags["reason"] == "its worker stopped; trial 5 runs it again"
+
+
+def test_report_to_mlflow_ends_a_dead_workers_run_killed_as_its_retry_would(tmp_path):
+    """Where the retry could not end it (MLflow away until the study ended), `hpo report
+    --to-mlflow` ends the dead worker's run as the retry would have: KILLED, naming the
+    retry; the retry's own run, which MLflow lacks, is written."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.report.to_mlflow import to_mlflow
+    from hpo.search import record
+
+    tracker, parent, dead = _dead_workers_run(tmp_path, "lost")
+    study = optuna.create_study(study_name="lost", storage=f"sqlite:///{tmp_path / 'hpo.db'}")
+    record.set_parent_run(study, parent)
+    lost = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0)})
+    study.tell(lost, state=TrialState.FAIL)  # as the heartbeat fails a dead worker's trial
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.trials[0])
+    again = study.ask()
+    study.tell(again, 0.5)
+    sent, _ = to_mlflow(study, tracker.uri)
+    assert (sent.written, sent.ended) == (1, 1), sent
+    ended = tracker.client.get_run(dead)
+    assert ended.info.status == "KILLED", ended.info
+    assert ended.data.tags["reason"] == f"its worker stopped; trial {again.number} runs it again"
+    assert {r.data.tags["trial_number"] for r in tracker.trial_runs(parent)} == {"0", "1"}
+
+
+def test_a_trial_that_started_and_ended_while_mlflow_was_away_is_sent_once(tmp_path, monkeypatch):
+    """A trial that starts and ends while MLflow is away; MLflow answers again at its end. Its
+    run is made once, with its metrics and state, and the trial goes on unharmed: the run that
+    the return of MLflow sent was ended a second time and failed the trial with a KeyError (a
+    scale-out drill's worker log)."""
+    from types import SimpleNamespace
+
+    import hpo.track.study_log as tracking
+
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "back")
+    task = SimpleNamespace(name="box", metric="val_mse", direction="minimize")
+    log = tracking.StudyLog(tracker, task, "cpu", lambda line: None)
+    log.create_parent("back")
+    config = SimpleNamespace(params=lambda: {"lr": 0.1})
+    start_run = tracker.start_run
+    refused = lambda *a, **k: (_ for _ in ()).throw(ConnectionError("refused"))  # noqa: E731
+    monkeypatch.setattr(tracker, "start_run", refused)
+    monkeypatch.setattr(log, "_answers", lambda: False)
+    handle = log.start_trial(0, config, [0])
+    log.epoch(handle, 1, {"val_mse": 0.5, "train_loss": 1.0}, [{}])
+    assert tracker.trial_runs(log.parent_id) == []  # away: nothing made
+    monkeypatch.setattr(tracker, "start_run", start_run)
+    monkeypatch.setattr(log, "_answers", lambda: True)
+    monkeypatch.setattr(tracking, "PROBE_SECONDS", 0.0)
+    log.end_trial(handle, "pruned", "pruned by hyperband at epoch 1", {"val_mse": 0.5}, "fine")
+    assert log.flush() == 0
+    (run,) = tracker.trial_runs(log.parent_id)
+    assert run.info.status == "KILLED" and run.data.tags["optuna_state"] == "PRUNED"
+    assert [m.step for m in tracker.client.get_metric_history(run.info.run_id, "val_mse")] == [1]
+    assert run.data.params == {"lr": "0.1"}

@@ -12,8 +12,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.search import record
+from hpo.study.queries import retries
 from hpo.track.client import Tracker, metric_batch
-from hpo.track.study_log import OPTUNA_STATE
+from hpo.track.trial_run import OPTUNA_STATE, lost_reason
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -48,7 +49,7 @@ def to_mlflow(study: optuna.Study, tracking_uri: str | None) -> tuple[Sent, str]
         number = run.data.tags.get("trial_number", "")
         if number.isdigit():
             have.setdefault(int(number), []).append(run)
-    sent = Sent()
+    sent, retried = Sent(), retries(study)
     for trial in study.get_trials(deepcopy=False, states=FINISHED):
         runs = _one(tracker, have.get(trial.number, []), sent)
         running = [r for r in runs if r.info.status == "RUNNING"]
@@ -57,8 +58,11 @@ def to_mlflow(study: optuna.Study, tracking_uri: str | None) -> tuple[Sent, str]
             sent.written += 1
         elif running:
             for run in running:  # its epochs were sent live, unless MLflow was away
-                epochs = not run.data.metrics
-                _end(tracker, run.info.run_id, trial, info, epochs)
+                if trial.number in retried:  # its worker died: as its retry would have ended it
+                    tags = {"optuna_state": "FAIL", "reason": lost_reason(retried[trial.number])}
+                    tracker.kill(run.info.run_id, tags)
+                else:
+                    _end(tracker, run.info.run_id, trial, info, not run.data.metrics)
             sent.ended += 1
         else:
             sent.kept += 1

@@ -15,6 +15,8 @@ rather than somewhere in a study; pyproject.toml pins optuna to the major versio
 - `enqueued`: a trial that `Study.enqueue_trial` made carries the system attr "fixed_params".
 - `set_attr_of_running`: a sampler sees a running trial as a FrozenTrial, which has no public
   way to keep an attr; its storage and its `_trial_id` have.
+- `retry_of`: the trial that a running trial runs again after its worker died, read from the
+  running trial's `_cached_frozen_trial` (its system attrs are not public on an optuna.Trial).
 """
 
 from __future__ import annotations

@@ -124,6 +124,14 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
 
 
+def retries(study: optuna.Study) -> dict[int, int]:
+    """{the trial of a worker that died: the trial that runs it again} (the heartbeat's
+    stale-trial retry)."""
+    retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    found = ((retried(t), t.number) for t in study.get_trials(deepcopy=False))
+    return {lost: again for lost, again in found if lost is not None}
+
+
 def cut_short(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best trial stopped by its time budget (pruned, with the value of its last epoch)
     if it beats every complete trial: a candidate `best_trial` does not see, which a larger

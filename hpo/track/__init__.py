@@ -1,6 +1,7 @@
 """MLflow, the only package that imports it: the client (client: runs, batches, the store's
-first set-up), one study's log (study_log: its parent run, a run per trial, the references),
-the tracking server's check (server) and the registered model (model)."""
+first set-up), one study's log (study_log: its parent run, a run per trial, the references;
+trial_run: what a trial run waits to send), the tracking server's check (server) and the
+registered model (model)."""
 
 import lazy_loader
 

@@ -12,13 +12,11 @@ warning line, and logging goes on."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
-
-from mlflow.entities import Metric
 
 from hpo.track.client import Tracker, metric_batch
 from hpo.track.server import check_server
+from hpo.track.trial_run import OPTUNA_STATE, TrialRun, lost_reason
 from hpo.util.errors import UserError, first_line
 from hpo.util.interrupts import shielded
 
@@ -28,24 +26,6 @@ from hpo.util.interrupts import shielded
 EPOCH_FLUSH_SECONDS = 5.0
 PROBE_SECONDS = 5.0  # while MLflow is away, how often it is asked whether it is back
 PROBE_WAIT = 2.0  # seconds one such question waits for an answer
-
-# Optuna's name for how a trial ended, as the trial run's `optuna_state` tag
-OPTUNA_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "out_of_time": "PRUNED"}
-
-
-@dataclass
-class TrialRun:
-    """What MLflow should hold of one trial, and what it does not hold yet."""
-
-    number: int
-    tags: dict[str, Any]  # its tags at creation
-    params: dict[str, Any]
-    run_id: str | None = None  # once created
-    metrics: list[Metric] = field(default_factory=list)  # not sent yet
-    final_tags: dict[str, Any] = field(default_factory=dict)  # not sent yet
-    state: str | None = None  # how it ended (Optuna's name), once it did
-    tried: bool = False  # a call to create it failed: MLflow may have made it all the same
-    sent: float = field(default_factory=time.monotonic)  # when its metrics last went
 
 
 class StudyLog:
@@ -59,7 +39,9 @@ class StudyLog:
         self.seconds = 0.0  # spent in MLflow's calls (for the summary's time line)
         self.baseline: dict[str, dict[str, float]] = {}  # for each trial's gain over it
         self._runs: dict[str, TrialRun] = {}  # handle -> a trial run MLflow lacks some of
+        self._lost: dict[int, int] = {}  # a dead worker's trial -> its retry, run not ended yet
         self._away: float | None = None  # since when MLflow has not answered
+        self._resend = False  # it answers again: what waited goes at the end of this call
         self._probed = 0.0
 
     @property
@@ -107,14 +89,23 @@ class StudyLog:
         self._probed = time.monotonic()
         if not self._answers():
             return False
-        self._away = None
+        self._away, self._resend = None, True
         self.echo(f"MLflow answers again; sending the {len(self._runs)} trial run(s) that waited")
-        for handle in list(self._runs):
-            self._sync(handle)
-        return self._away is None
+        return True
+
+    def _drain(self) -> None:
+        """Once MLflow answers again, what waited is sent: at the end of a public call, never
+        inside one (a run synced within its own _sync was ended, then ended again)."""
+        if self._resend and self._away is None:
+            self._resend = False
+            for handle in list(self._runs):
+                self._sync(handle)
+            self._close_lost()
 
     def _safe(self, what: str, fn: Any) -> Any:
-        return self._call(what, fn)[1]
+        result = self._call(what, fn)[1]
+        self._drain()
+        return result
 
     # the study's parent run
     def create_parent(self, study_name: str) -> str | None:
@@ -147,7 +138,8 @@ class StudyLog:
         self._sync(handle)
         if run.run_id is not None:  # the run id is the handle, as callers expect
             self._runs[run.run_id] = self._runs.pop(handle)
-            return run.run_id
+            handle = run.run_id
+        self._drain()
         return handle
 
     def _sync(self, handle: str) -> None:
@@ -203,6 +195,7 @@ class StudyLog:
         run.metrics.extend(metric_batch(both, epoch))
         if time.monotonic() - run.sent >= EPOCH_FLUSH_SECONDS:
             self._sync(handle)
+            self._drain()
 
     def gain_over_baseline(self, metrics: dict[str, float]) -> float | None:
         """How much better than the first baseline the run is (> 0 = better), in the metric."""
@@ -230,27 +223,41 @@ class StudyLog:
         if gain is not None:
             run.metrics.extend(metric_batch({"gain_over_baseline": gain}))
         self._sync(handle)
+        self._drain()
 
     def close_lost(self, number: int, retry: int) -> None:
         """The run of trial `number`, whose worker died (the heartbeat failed it, and trial
-        `retry` runs it again), ended KILLED where it was left RUNNING."""
+        `retry` runs it again), ended KILLED where it was left RUNNING; once MLflow answers,
+        if it is away now."""
+        if self.tracker is not None:
+            self._lost[number] = retry
+            self._close_lost()
+            self._drain()
 
-        def go() -> None:
-            for run in self.tracker.trial_runs(self.parent_id, number):
-                if run.info.status == "RUNNING":
-                    reason = f"its worker stopped; trial {retry} runs it again"
-                    self.tracker.kill(run.info.run_id, {"optuna_state": "FAIL", "reason": reason})
+    def _close_lost(self) -> None:
+        for number, retry in list(self._lost.items()):
 
-        self._call("close a lost run", go)
+            def go(number: int = number, retry: int = retry) -> None:
+                for run in self.tracker.trial_runs(self.parent_id, number):
+                    if run.info.status == "RUNNING":
+                        tags = {"optuna_state": "FAIL", "reason": lost_reason(retry)}
+                        self.tracker.kill(run.info.run_id, tags)
+
+            if not self._call("close a lost run", go)[0]:
+                return  # away: the rest waits too
+            del self._lost[number]
 
     def flush(self) -> int:
-        """Send what waits, asking MLflow now; the trial runs that still wait (MLflow away)."""
+        """Send what waits, asking MLflow now; how many trial runs still wait (MLflow away):
+        runs not sent or not ended, dead workers' runs not ended KILLED."""
         if self._away is not None:
             self._back(now=True)
+        self._drain()
         for handle in list(self._runs):
             if self._runs[handle].state is not None:
                 self._sync(handle)
-        return sum(run.state is not None for run in self._runs.values())
+        self._close_lost()
+        return sum(run.state is not None for run in self._runs.values()) + len(self._lost)
 
     # references, plots, the parent's end
     def reference(

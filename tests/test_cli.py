@@ -158,9 +158,9 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     ],
 )
 def test_a_heartbeat_that_would_fail_live_trials_is_one_line_and_exit_2(env, message, scratch):
-    """A grace period not longer than the heartbeat failed live workers' trials (a scale-out
-    drill with HPO_GRACE_SECONDS=10 and the default heartbeat of 10 s lost two); a value that
-    is not seconds was a traceback at import."""
+    """A grace period not longer than the heartbeat lets Optuna fail a live worker's trial
+    whose beat is a moment late (a scale-out drill was set up so: grace 10 s, the default
+    heartbeat 10 s); a value that is not seconds was a traceback at import."""
     out = cli("study", "box", "--trials", "1", env={"HPO_HEARTBEAT_SECONDS": "10", **env})
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -83,7 +83,7 @@ class StudyLog:
 
     def _back(self, now: bool = False) -> bool:
         """While MLflow is away: whether it answers again (asked at most every PROBE_SECONDS
-        unless `now`); once it does, what waited is sent."""
+        unless `now`); once it does, what waited is sent at the end of this call (_drain)."""
         if not now and time.monotonic() - self._probed < PROBE_SECONDS:
             return False
         self._probed = time.monotonic()
@@ -253,8 +253,8 @@ class StudyLog:
         if self._away is not None:
             self._back(now=True)
         self._drain()
-        for handle in list(self._runs):
-            if self._runs[handle].state is not None:
+        for handle, run in list(self._runs.items()):
+            if run.state is not None:
                 self._sync(handle)
         self._close_lost()
         return sum(run.state is not None for run in self._runs.values()) + len(self._lost)

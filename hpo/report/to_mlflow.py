@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.search import record
 from hpo.study.queries import retries
 from hpo.track.client import Tracker, metric_batch
-from hpo.track.trial_run import OPTUNA_STATE, lost_reason
+from hpo.track.trial_run import OPTUNA_STATE, lost_tags
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -59,8 +59,7 @@ def to_mlflow(study: optuna.Study, tracking_uri: str | None) -> tuple[Sent, str]
         elif running:
             for run in running:  # its epochs were sent live, unless MLflow was away
                 if trial.number in retried:  # its worker died: as its retry would have ended it
-                    tags = {"optuna_state": "FAIL", "reason": lost_reason(retried[trial.number])}
-                    tracker.kill(run.info.run_id, tags)
+                    tracker.kill(run.info.run_id, lost_tags(retried[trial.number]))
                 else:
                     _end(tracker, run.info.run_id, trial, info, not run.data.metrics)
             sent.ended += 1

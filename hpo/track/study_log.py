@@ -16,7 +16,7 @@ from typing import Any
 
 from hpo.track.client import Tracker, metric_batch
 from hpo.track.server import check_server
-from hpo.track.trial_run import OPTUNA_STATE, TrialRun, lost_reason
+from hpo.track.trial_run import OPTUNA_STATE, TrialRun, lost_tags
 from hpo.util.errors import UserError, first_line
 from hpo.util.interrupts import shielded
 
@@ -240,8 +240,7 @@ class StudyLog:
             def go(number: int = number, retry: int = retry) -> None:
                 for run in self.tracker.trial_runs(self.parent_id, number):
                     if run.info.status == "RUNNING":
-                        tags = {"optuna_state": "FAIL", "reason": lost_reason(retry)}
-                        self.tracker.kill(run.info.run_id, tags)
+                        self.tracker.kill(run.info.run_id, lost_tags(retry))
 
             if not self._call("close a lost run", go)[0]:
                 return  # away: the rest waits too

@@ -11,9 +11,10 @@ from typing import Any
 from mlflow.entities import Metric
 
 
-def lost_reason(retry: int) -> str:
-    """The `reason` tag of a run whose worker died, ended KILLED: the trial that runs it again."""
-    return f"its worker stopped; trial {retry} runs it again"
+def lost_tags(retry: int) -> dict[str, str]:
+    """The tags of a run whose worker died, ended KILLED: its trial failed, and the trial that
+    runs it again."""
+    return {"optuna_state": "FAIL", "reason": f"its worker stopped; trial {retry} runs it again"}
 
 
 # Optuna's name for how a trial ended, as the trial run's `optuna_state` tag

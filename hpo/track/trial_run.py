@@ -1,5 +1,5 @@
 """What MLflow should hold of one trial run (TrialRun), kept while its server is away, and the
-words a trial run ends with: Optuna's state as its `optuna_state` tag, the reason of a run
+words a trial run ends with: Optuna's state as its `optuna_state` tag, the tags of a run
 whose worker died."""
 
 from __future__ import annotations

@@ -250,11 +250,13 @@ def test_a_database_restart_mid_study_is_ridden_out(own_pg, scratch, mlflow_stor
 
     url, pg_ctl = own_pg
     spec = write_spec(scratch / "tiny.toml")
+    # trials of ~1 s (20 epochs): the 9 left after the stop outlast the outage; with 2 epochs
+    # (0.1 s a trial) they once all finished before the database had stopped
     trials = 12
     proc = subprocess.Popen(
         [sys.executable, "-m", "hpo", "study", "box", "--trials", str(trials),
          "--spec", str(spec), "--storage", url, "--tracking-uri", mlflow_store,
-         "--no-original", "--no-baseline", "--data", "n_train=256"],
+         "--no-original", "--no-baseline", "--data", "n_train=256", "--epochs", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "HPO_HEARTBEAT_SECONDS": "2"},
         cwd="/",  # as the postgres user may need it for pg_ctl

@@ -65,7 +65,7 @@ def to_mlflow(study: optuna.Study, tracking_uri: str | None) -> tuple[Sent, str]
             sent.ended += 1
         else:
             sent.kept += 1
-    _end_parent(tracker, study, parent)
+    _end_parent(tracker, study, parent, info.metric)
     return sent, tracker.uri
 
 
@@ -79,15 +79,14 @@ def _one(tracker: Tracker, runs: list, sent: Sent) -> list:
     return runs[:1]
 
 
-def _end_parent(tracker: Tracker, study: optuna.Study, parent: str) -> None:
-    """The parent run ends FINISHED, with the best value, once no trial runs (a summary that
-    MLflow missed)."""
+def _end_parent(tracker: Tracker, study: optuna.Study, parent: str, metric: str | None) -> None:
+    """The parent run ends FINISHED, with the best `metric`, once no trial runs (a summary
+    that MLflow missed)."""
     if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         return
     if tracker.status(parent) != "RUNNING":
         return
     best = study.best_trial.value if _has_complete(study) and len(study.directions) == 1 else None
-    metric = record.info(study).metric
     if best is not None and metric:
         tracker.log_metrics(parent, {f"best_{metric}": best})
     tracker.end_run(parent, "COMPLETE")

@@ -52,6 +52,9 @@ class NamedStudyCache(_CachedStorage):
     def __init__(self, backend: Any) -> None:
         super().__init__(backend)
         self._ids_by_name: dict[str, int] = {}
+        self._held: list[Write] | None = None  # inside one_transaction: the writes it holds
+        self._every: float | None = None
+        self._written = 0.0
 
     def get_study_id_from_name(self, study_name: str) -> int:
         found = self._ids_by_name.get(study_name)
@@ -73,9 +76,9 @@ class NamedStudyCache(_CachedStorage):
         params, attrs or values from the storage meanwhile (the trial keeps its own copy and
         gives pruners that); what was set is written even if the block fails, as it would have
         been one by one."""
-        outer = getattr(self, "_held", None) is None
+        outer = self._held is None
         if outer:
-            self._held: list[Write] | None = []
+            self._held = []
             self._every, self._written = every, time.monotonic()
         try:
             yield
@@ -105,7 +108,7 @@ class NamedStudyCache(_CachedStorage):
     def set_trial_param(
         self, trial_id: int, name: str, value: float, distribution: BaseDistribution
     ) -> None:
-        if getattr(self, "_held", None) is None:
+        if self._held is None:
             return super().set_trial_param(trial_id, name, value, distribution)
         with self._lock:
             study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
@@ -115,12 +118,12 @@ class NamedStudyCache(_CachedStorage):
         self._hold(("param", trial_id, name, value, distribution, known))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        if getattr(self, "_held", None) is None:
+        if self._held is None:
             return super().set_trial_user_attr(trial_id, key, value)
         self._hold(("user_attr", trial_id, key, value, None, None))
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
-        if getattr(self, "_held", None) is None:
+        if self._held is None:
             return super().set_trial_intermediate_value(trial_id, step, value)
         self._hold(("value", trial_id, step, value, None, None))
 

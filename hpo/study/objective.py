@@ -25,6 +25,7 @@ from hpo.train.labels import dead, diagnose
 from hpo.train.loop import TimeLimit, train_seeds
 from hpo.train.seeds import aggregate, objective_value
 from hpo.util.errors import first_line
+from hpo.util.interrupts import unshielded
 from hpo.util.outcomes import Outcome, OutOfTime, SurplusTrial, TrainingError
 
 
@@ -71,15 +72,16 @@ class Objective:
         state: dict[str, Any] = {"outcome": Outcome.FAILED, "metrics": {}, "history": []}
         reason, run_id = "", None
         try:
-            k = self.ctx.budget.check_surplus(trial.number) + 1  # this trial is the k-th
-            config = self._config(trial)
-            move = record.local_move(trial)  # written by the sampler (LocalMoves)
-            run_id = self.ctx.log.start_trial(trial.number, config, self.ctx.seeds, move)
-            if (lost := retry_of(trial)) is not None:  # its dead worker left a RUNNING run
-                self.ctx.log.close_lost(lost, trial.number)
-            self.ctx.progress.trial_start(trial.number, k, config, move)
-            self.ctx.progress.scaled(config, len(self.ctx.data.train))
-            return self._train(trial, config, run_id, move, state)
+            with unshielded():  # Ctrl-C stops the trial's work at once (hpo.util.interrupts)
+                k = self.ctx.budget.check_surplus(trial.number) + 1  # this trial is the k-th
+                config = self._config(trial)
+                move = record.local_move(trial)  # written by the sampler (LocalMoves)
+                run_id = self.ctx.log.start_trial(trial.number, config, self.ctx.seeds, move)
+                if (lost := retry_of(trial)) is not None:  # its dead worker left a RUNNING run
+                    self.ctx.log.close_lost(lost, trial.number)
+                self.ctx.progress.trial_start(trial.number, k, config, move)
+                self.ctx.progress.scaled(config, len(self.ctx.data.train))
+                return self._train(trial, config, run_id, move, state)
         except (optuna.TrialPruned, KeyboardInterrupt, TrainingError, SurplusTrial) as e:
             if isinstance(e, KeyboardInterrupt):
                 state["outcome"], reason = Outcome.INTERRUPTED, "interrupted by the user (Ctrl-C)"

@@ -31,6 +31,7 @@ from hpo.train.config import Config
 from hpo.train.data import TaskData, resolve_device
 from hpo.train.seeds import seed_list
 from hpo.util.errors import UserError, first_line, masked, scrub
+from hpo.util.interrupts import shielded
 from hpo.util.outcomes import Outcome, Stop
 
 MAX_CONSECUTIVE_FAILURES = 10  # a broken setup stops the run instead of failing forever
@@ -216,13 +217,14 @@ class StudyRunner:
             time.sleep(1.0)
             return None, None
         objective = Objective(self.context(deadline))
-        self.study.optimize(
-            objective,
-            n_trials=1,
-            timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1),
-            catch=(Exception,),
-            gc_after_trial=False,
-        )
+        with shielded():  # a signal waits for Optuna's writes around the trial (the trial's
+            self.study.optimize(  # own work is not shielded: hpo.util.interrupts)
+                objective,
+                n_trials=1,
+                timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1),
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
         if objective.number is None:  # no trial started (the timeout)
             return None, None
         return None, self._ended(objective.number, deadline)

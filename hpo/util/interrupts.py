@@ -7,6 +7,11 @@ talk to a store run `shielded()`: a signal that arrives there is held until the 
 and raised then. A second signal while one is held is raised at once: a store that hangs (an
 outage being ridden out) never keeps the user from stopping the run.
 
+A trial runs inside Optuna's `optimize`, which writes its start and end in several storage calls
+with Python between them: a signal raised there left Optuna's bookkeeping half done. So the
+whole `optimize` call is shielded, and the trial's own work in it is `unshielded()`: training
+stops at once, as before, and a signal that came while Optuna wrote is raised after it.
+
 Only the main thread is shielded, since signal handlers run there; other threads (Optuna's
 heartbeat) are unaffected.
 """
@@ -53,3 +58,21 @@ def shielded() -> Iterator[None]:
         if _state["depth"] == 0 and _state["held"]:
             _state["held"] = False
             raise KeyboardInterrupt
+
+
+@contextmanager
+def unshielded() -> Iterator[None]:
+    """Within a shielded block, a stretch where a signal is raised at once again (a trial's
+    work inside Optuna's shielded `optimize`); one held until then is raised on entry. Store
+    calls in it are shielded on their own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    depth, _state["depth"] = _state["depth"], 0
+    try:
+        if _state["held"]:
+            _state["held"] = False
+            raise KeyboardInterrupt
+        yield
+    finally:
+        _state["depth"] = depth

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
@@ -26,20 +24,13 @@ from hpo.train.data import TaskData
 from hpo.train.labels import dead, diagnose
 from hpo.train.loop import train
 from hpo.util.errors import UserError
+from hpo.util.paths import cache_dir
 from hpo.util.outcomes import Diverged, Outcome, TrainingError
 
 if TYPE_CHECKING:  # the study's MLflow log (mlflow is imported only where it is used)
     from hpo.track.study_log import StudyLog
 
 Echo = Callable[[str], None]
-
-
-def cache_dir() -> Path:
-    """HPO_CACHE_DIR, else $XDG_CACHE_HOME/hpo, else ~/.cache/hpo."""
-    if os.environ.get("HPO_CACHE_DIR"):
-        return Path(os.environ["HPO_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hpo"
 
 
 def key_of(**parts: Any) -> str:

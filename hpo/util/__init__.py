@@ -8,7 +8,7 @@ import lazy_loader
 # what the package offers, imported on first use (so that `hpo --help` stays light)
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["interrupts", "logs", "process"],
+    submodules=["interrupts", "logs", "paths", "process"],
     submod_attrs={
         "errors": ["UserError", "first_line", "masked", "scrub"],
         "outcomes": ["Outcome", "Stop", "TrainingError", "Diverged", "OutOfTime", "SurplusTrial"],

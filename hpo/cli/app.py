@@ -129,3 +129,47 @@ DataItems = Annotated[
         help="Override a data setting, e.g. --data image_size=32 (smaller is cheaper).",
     ),
 ]
+
+
+class KindChoice(StrEnum):
+    regression = "regression"
+    classification = "classification"
+
+
+Target = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        metavar="COL",
+        help="A table's (or labels.csv's) target column; give it again for several (multi-output "
+        "regression). [default: labels.csv's columns other than file and split]",
+        show_default=False,
+    ),
+]
+Kind = Annotated[
+    KindChoice | None,
+    typer.Option(
+        help="A data set's kind where its targets do not say it (numbers mean regression, text "
+        "or a few integers classification). [default: from the data]",
+        show_default=False,
+    ),
+]
+SkipBad = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad",
+        help="Leave out images that cannot be decoded (counted), instead of stopping.",
+    ),
+]
+
+
+def task_from_spec(task: str | None, spec: str | None) -> str:
+    """The command's task argument, else the --spec file's task or data set."""
+    if task:
+        return task
+    if not spec:
+        raise UserError("give a task or a data set's path (see `hpo tasks`), or --spec FILE")
+    from hpo.search.spec import load_spec
+
+    loaded = load_spec(spec)
+    return loaded.dataset or loaded.task

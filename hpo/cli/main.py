@@ -8,7 +8,7 @@ import time
 import typer
 
 # each command module registers its command on the app
-from hpo.cli import diagnose, report, study, tasks, train, ui  # noqa: F401
+from hpo.cli import diagnose, init, report, study, tasks, train, ui  # noqa: F401
 from hpo.cli.app import ARGV, STARTED, _click, app, echo_err
 from hpo.util import interrupts
 from hpo.util.errors import UserError

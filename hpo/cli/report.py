@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 
 from hpo.cli.app import Format, Storage, StudyName, TrackingUri, app, echo_err
+from hpo.util.errors import UserError
 
 
 @app.command()
 def report(
-    task: Annotated[str, typer.Argument(help="Task whose study to show.")],
+    task: Annotated[
+        str, typer.Argument(help="Task whose study to show, or a study's name (a data set's).")
+    ],
     study_name: StudyName = None,
     storage: Storage = None,
     format: Annotated[
@@ -51,9 +54,18 @@ def report(
     """Print the study's leaderboard, with the baselines and the original config."""
     from hpo.report import table as report_mod
     from hpo.study import queries as study_queries
-    from hpo.tasks import get_task
+    from hpo.tasks import all_tasks, get_task, is_path
 
-    get_task(task)
+    if is_path(task):
+        from hpo.tasks.dataset.task import name_of
+
+        task = name_of(task)  # a data set's study is named after it
+    elif task not in all_tasks(warn=False) and study_name is None:
+        try:  # a study's name (a data set's), else the unknown task's one line
+            loaded = study_queries.load(task, storage)
+        except UserError:
+            get_task(task)
+            raise
     loaded = study_queries.load(study_name or task, storage)
     typer.echo(report_mod.render(report_mod.build(loaded), format.value, top, all_columns))
     if plots:

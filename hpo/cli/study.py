@@ -13,14 +13,18 @@ from hpo.cli.app import (
     STARTED,
     DataDir,
     DataItems,
+    Kind,
     Pruner,
     Sampler,
+    SkipBad,
     Storage,
     StudyName,
+    Target,
     TrackingUri,
     app,
     echo_err,
     parse_data,
+    task_from_spec,
 )
 from hpo.search.space import help_lines
 
@@ -32,7 +36,15 @@ KNOBS_HELP = (
 
 @app.command(epilog=KNOBS_HELP)
 def study(
-    task: Annotated[str, typer.Argument(help="Task to study (see `hpo tasks`).")],
+    task: Annotated[
+        str | None,
+        typer.Argument(
+            help="A task (see `hpo tasks`), a data set's path (an image folder, a .csv or "
+            ".parquet table, an .npz: see `hpo tasks PATH`), or the name of a study made from "
+            "one. [default: the --spec file's task or data]",
+            show_default=False,
+        ),
+    ] = None,
     trials: Annotated[
         int,
         typer.Option(
@@ -129,11 +141,28 @@ def study(
     ] = None,
     data_dir: DataDir = None,
     data: DataItems = None,
+    target: Target = None,
+    kind: Kind = None,
+    skip_bad: SkipBad = False,
+    original_config: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE.toml",
+            help="The user's own net, as a TOML file of config fields (conv_channels = [32, "
+            '64, 128], optimizer = "adam", lr = 0.01, ...: hpo.train.config), replayed and '
+            "cached beside the search as the original. [default: the task's own; a data set "
+            "has none]",
+        ),
+    ] = None,
 ) -> None:
-    """Create or resume a study and run it until it holds --trials finished trials."""
+    """Create or resume a study and run it until it holds --trials finished trials. The
+    argument is a task, or a data set's path: then one line first says what was found (kind,
+    classes or targets, shape, splits), the space is derived from the data (`hpo init PATH`
+    writes it to edit), and the study records the data's digest."""
     from hpo.study.options import Options
     from hpo.study.workers import WORKER_ENV, inherited_deadline, run_study, worker_index
 
+    task = task_from_spec(task, spec)
     overrides = parse_data(data or [])
     if subset is not None:  # the task checks its range (one line, exit 2)
         overrides["subset"] = subset
@@ -170,7 +199,17 @@ def study(
         worker=worker,
         worker_index=worker_index(),
         started=STARTED[0] if STARTED else None,
+        target=tuple(target or ()),
+        kind=kind.value if kind else None,
+        skip_bad=skip_bad,
+        original_config=original_config,
     )
+    if not worker and workers != "1":  # once, before the workers start: bad data is one line
+        from hpo.study.session import open_task_of
+
+        found = open_task_of(task, options)[0].found
+        if found:
+            echo_err(f"data set: {found}")
     summary, code = run_study(task, options, workers, ARGV, echo_err, _plots, _meanwhile)
     if summary is not None:
         from hpo.report.summary import format_summary

@@ -23,7 +23,7 @@ from hpo.search.spec import PER_BLOCK, Param, SpecError, default_spec_path, load
 from hpo.study import references
 from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, use_data_dir
-from hpo.tasks import get_task
+from hpo.study.task_of import study_of, task_of_study
 from hpo.train.config import Config
 from hpo.train.data import resolve_device
 from hpo.train.labels import diagnose
@@ -204,8 +204,14 @@ def run(
 ) -> Answer:
     """Replay the original, ablate it, and reverse-ablate the study's best; the answer."""
     t_start = time.monotonic()
-    task = get_task(task_name)
-    study = load(study_name or task_name, storage)
+    name, data_path = study_of(task_name, study_name, data_dir)
+    study = load(name, storage)
+    task = task_of_study(study, task_name, data_path)
+    if task.original is None:
+        raise UserError(
+            f"study {study.study_name!r} has no original config to diagnose (hpo study "
+            "--original-config FILE.toml gives one)"
+        )
     use_data_dir(study, data_dir)
     best_trial, best = _best(study)
     budget, original = _original_budget(study, task, epochs)

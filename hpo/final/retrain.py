@@ -14,12 +14,12 @@ from hpo.search import record
 from hpo.study.progress import scaling_note
 from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, trial_numbered, use_data_dir
-from hpo.tasks import get_task
+from hpo.study.task_of import study_of, task_of_study
 from hpo.tasks.base import Task
 from hpo.track.client import Tracker
 from hpo.track.model import log_model
 from hpo.train.config import Config
-from hpo.train.data import Split, TaskData, resolve_device
+from hpo.train.data import Split, TaskData, resolve_device, to_float
 from hpo.train.loop import evaluate, train
 from hpo.util.errors import UserError
 
@@ -37,10 +37,14 @@ class Final:
     run_id: str | None
 
 
-def choose(study: Any, task_name: str, trial: int | None, original: bool) -> tuple[Config, str]:
+def choose(study: Any, task: Task, trial: int | None, original: bool) -> tuple[Config, str]:
     """The Config to retrain: the best trial (default), trial N, or the task's original."""
-    task = get_task(task_name)
     if original:
+        if task.original is None:
+            raise UserError(
+                f"study {study.study_name!r} has no original config (hpo study "
+                "--original-config FILE.toml gives one)"
+            )
         return task.original, "original"
     if trial is None:
         try:
@@ -111,10 +115,11 @@ def retrain_and_register(
     """Retrain on train + validation, evaluate once on the test split, log and register.
     The best trial (neither `trial` nor `original`) is first confirmed among `finalists`
     (hpo.final.finalists; None: its default)."""
-    task = get_task(task_name)
-    study = load(study_name or task_name, storage)
+    name, data_path = study_of(task_name, study_name, data_dir)
+    study = load(name, storage)
+    task = task_of_study(study, task_name, data_path)
     use_data_dir(study, data_dir)
-    config, source = choose(study, task_name, trial, original)
+    config, source = choose(study, task, trial, original)
     try:
         dev = resolve_device(device)
     except ValueError as e:
@@ -138,7 +143,7 @@ def retrain_and_register(
     )
     tracker.log_params(run_id, config.params())
     tracker.log_metrics(run_id, metrics)
-    example = test.x[:2].float().div(255).cpu().numpy()
+    example = to_float(test.x[:2]).cpu().numpy()
     uri, version = log_model(
         tracker, run_id, model, example, study.study_name, {"source": source, **metrics}
     )

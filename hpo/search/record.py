@@ -26,7 +26,7 @@ from hpo.util.outcomes import Outcome
 
 _TASK, _METRIC, _OBJECTIVES, _DATA = "task", "metric", "objectives", "data"
 _ORIGINAL_EPOCHS, _SEED_OBJECTIVE, _VERSION = "original_epochs", "seed_objective", "hpo_version"
-_DATA_DIR = "data_dir"
+_DATA_DIR, _DATA_PATH, _ORIGINAL_CONFIG = "data_dir", "data_path", "original_config"
 _PARENT_RUN, _BASELINES, _ORIGINAL = "mlflow_parent_run_id", "baselines", "original"
 _RESCORED, _PICK = "rescored", "finalists_pick"
 _PARAMS, _CONFIG, _SEEDS, _MOVE = "params", "config", "seeds", "local_move"
@@ -52,6 +52,9 @@ class StudyInfo:
     seed_objective: str = "mean"  # how a config's seeds are judged: "mean" or "worst"
     hpo_version: str | None = None
     data_dir: str | None = None  # where the data set was read (--data-dir), for train, diagnose
+    # a user's data set (hpo study PATH): where this study read it (its digest is in `data`)
+    data_path: str | None = None
+    original_config: dict[str, Any] | None = None  # --original-config: the user's own net
 
 
 def write_info(study: Study, info: StudyInfo) -> None:
@@ -63,6 +66,8 @@ def write_info(study: Study, info: StudyInfo) -> None:
         (_SEED_OBJECTIVE, info.seed_objective),
         (_VERSION, info.hpo_version),
         (_DATA_DIR, info.data_dir),
+        (_DATA_PATH, info.data_path),
+        (_ORIGINAL_CONFIG, info.original_config),
         (_DATA, info.data),  # last: the other workers wait for it (wait_for_info)
     ):
         study.set_user_attr(key, value)
@@ -81,6 +86,8 @@ def info(study: Study) -> StudyInfo:
         seed_objective=attrs.get(_SEED_OBJECTIVE, "mean"),
         hpo_version=attrs.get(_VERSION),
         data_dir=attrs.get(_DATA_DIR),
+        data_path=attrs.get(_DATA_PATH),
+        original_config=attrs.get(_ORIGINAL_CONFIG),
     )
 
 

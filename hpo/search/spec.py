@@ -63,8 +63,9 @@ class Param:
 class Spec:
     """A validated study spec."""
 
-    task: str
+    task: str  # the task's name; "" where the spec names a data set instead
     path: str | None = None
+    dataset: str | None = None  # a data set's path (`data = "PATH"`), in place of a task
     sampler: str = "tpe"
     pruner: str = "hyperband"
     epochs: int = 10  # epochs per trial, the pruner's maximum resource
@@ -144,9 +145,20 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     unknown = sorted(set(raw) - {"task", "study", "data", "space", "base"})
     if unknown:
         raise fail(f"unknown top-level key(s): {', '.join(unknown)}")
-    task = raw.get("task")
+    raw = dict(raw)
+    dataset = raw.get("data")
+    if isinstance(dataset, dict) and "path" in dataset:  # [data] path = "PATH", settings
+        dataset = dict(dataset)
+        raw["data"], dataset = dataset, dataset.pop("path")
+    elif isinstance(dataset, str):  # data = "PATH"
+        raw["data"] = {}
+    else:
+        dataset = None
+    task = raw.get("task", "" if dataset else None)
     if not isinstance(task, str):
-        raise fail("'task' must be given as a string")
+        raise fail("'task' (a task's name) or 'data' (a data set's path) must be given")
+    if dataset is not None and not (isinstance(dataset, str) and dataset):
+        raise fail("'data' must be the path of a data set")
     study = _table(raw, "study", fail)
     bad = sorted(set(study) - STUDY_KEYS)
     if bad:
@@ -167,7 +179,13 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         raise fail(f"[base] {e}") from None
     enqueue = kw.pop("enqueue", None)
     spec = Spec(
-        task=task, path=where, data=_table(raw, "data", fail), space=space, base=base, **kw
+        task=task,
+        path=where,
+        dataset=dataset,
+        data=_table(raw, "data", fail),
+        space=space,
+        base=base,
+        **kw,
     )
     if enqueue is None:
         return spec

@@ -14,7 +14,10 @@ from hpo.train.loop import metrics_for
 
 
 def _features(split: Split, grey: bool) -> np.ndarray:
+    """Images as pixels / 255 (grey: the channels' mean), features (a table) as they are."""
     x = split.x.cpu()
+    if x.dtype != torch.uint8:  # standardised features already
+        return x.float().reshape(x.shape[0], -1).numpy()
     x = x.float().mean(dim=1) if grey else x.float()  # grey: one value per pixel
     return (x.reshape(x.shape[0], -1) / 255.0).numpy()
 

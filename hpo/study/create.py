@@ -25,6 +25,8 @@ def create_or_load(
     pruner: optuna.pruners.BasePruner,
     objectives: tuple[str, ...] = ("metric",),
     data_dir: str | None = None,
+    data_path: str | None = None,
+    original_config: dict | None = None,
 ) -> tuple[optuna.Study, bool]:
     """(study, created_here). The storage's unique study name decides which worker creates it;
     one that joins checks that the study is the same kind of study it was asked for."""
@@ -50,6 +52,8 @@ def create_or_load(
         seed_objective=spec.objective,  # for `hpo train`'s finalists
         hpo_version=__version__,
         data_dir=data_dir,
+        data_path=data_path,
+        original_config=original_config,
     )
     record.write_info(study, info)
     return study, True

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hpo.search.record import Replay
-from hpo.search.spec import Param, Spec, default_spec_path, load_spec
+from hpo.search.spec import Param, Spec, default_spec_path, load_spec, parse_spec
 from hpo.util.errors import UserError
 from hpo.util.outcomes import Stop
 
@@ -65,6 +65,12 @@ class Options:
     baselines: bool = True
     tracking: bool = True
     data: dict[str, Any] = field(default_factory=dict)  # data setting overrides
+    # a user's data set (hpo study PATH): its target columns, its kind where the data does not
+    # say it, whether unreadable images are skipped; any task: the user's own net (a TOML file)
+    target: tuple[str, ...] = ()
+    kind: str | None = None
+    skip_bad: bool = False
+    original_config: str | None = None
     # a worker of `--workers K`: it trains; the parent process sums up (original, plots)
     worker: bool = False
     worker_index: int = 0  # 0..K-1 in a worker of --workers K: offsets the sampler's seed
@@ -76,6 +82,9 @@ class Options:
             raise UserError(f"--trials must be at least 1 (got {self.trials})")
         if isinstance(self.objectives, str):
             self.objectives = parse_objectives(self.objectives)
+        if self.kind not in (None, "regression", "classification"):
+            raise UserError(f"--kind must be regression or classification, got {self.kind!r}")
+        self.target = tuple(self.target or ())
 
 
 @dataclass
@@ -101,13 +110,18 @@ class Summary:
     timing: str = ""  # where this run's wall time went, in one line
 
 
-def resolve_spec(task_name: str, options: Options, echo: Echo | None = None) -> Spec:
-    """The spec file (default studies/<task>.toml) with CLI options laid over it. A flag wins
-    over the spec, never in silence: where the spec's [space] fixes or searches `epochs`,
-    --epochs replaces it and `echo` says so in one line."""
-    spec = load_spec(options.spec or default_spec_path(task_name))
-    if spec.task != task_name:
-        raise UserError(f"spec {spec.path} is for task {spec.task!r}, not {task_name!r}")
+def resolve_spec(task: Task, options: Options, echo: Echo | None = None) -> Spec:
+    """The spec file (default studies/<task>.toml; a task without one, such as a data set,
+    brings its own: derived from the data) with CLI options laid over it. A flag wins over the
+    spec, never in silence: where the spec's [space] fixes or searches `epochs`, --epochs
+    replaces it and `echo` says so in one line."""
+    path = options.spec or default_spec_path(task.name)
+    if options.spec is None and not path.exists() and task.spec is not None:
+        spec = parse_spec(task.spec, f"the spec derived from {task.source}")
+    else:
+        spec = load_spec(path)
+    if spec.task and spec.task != task.name:
+        raise UserError(f"spec {spec.path} is for task {spec.task!r}, not {task.name!r}")
     changes: dict[str, Any] = {}
     for name in ("sampler", "pruner", "epochs", "trial_timeout", "seeds"):
         if getattr(options, name) is not None:

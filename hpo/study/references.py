@@ -24,8 +24,8 @@ from hpo.train.data import TaskData
 from hpo.train.labels import dead, diagnose
 from hpo.train.loop import train
 from hpo.util.errors import UserError
-from hpo.util.paths import cache_dir
 from hpo.util.outcomes import Diverged, Outcome, TrainingError
+from hpo.util.paths import cache_dir
 
 if TYPE_CHECKING:  # the study's MLflow log (mlflow is imported only where it is used)
     from hpo.track.study_log import StudyLog

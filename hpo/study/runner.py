@@ -53,8 +53,11 @@ def timeout_text(timeout: float | None) -> str:
 class StudyRunner:
     """What every trial of one `hpo study` process shares, and the loop over them."""
 
-    def __init__(self, task: Task, spec: Spec, options: Options, echo: Echo) -> None:
+    def __init__(
+        self, task: Task, spec: Spec, options: Options, echo: Echo, data_path: str | None = None
+    ) -> None:
         self.task, self.options, self.echo = task, options, echo
+        self.data_path = data_path  # a user's data set: where this process reads it
         try:
             self.device = resolve_device(options.device)
             self.settings = task.settings(spec.data)
@@ -118,6 +121,8 @@ class StudyRunner:
             pruner,
             o.objectives,
             str(Path(given).expanduser().resolve()) if given else None,
+            self.data_path,
+            self.task.original.to_dict() if o.original_config and self.task.original else None,
         )
         if created and spec.enqueue:  # the spec's known-good point is trial 0
             self.study.enqueue_trial(spec.enqueue, skip_if_exists=True)

@@ -19,15 +19,40 @@ from hpo.study.queries import counts, cut_short, pareto_front, trial_record
 from hpo.study.references import ensure_baselines, ensure_original
 from hpo.study.runner import StudyRunner, timeout_text
 from hpo.study.storage import storage_url
-from hpo.tasks import get_task
+from hpo.study.task_of import open_task
+from hpo.tasks import all_tasks, is_path
+from hpo.tasks.base import Task
+from hpo.train.data import resolve_device
 from hpo.train.loop import image_seconds
 from hpo.util import logs
-from hpo.util.errors import masked
+from hpo.util.errors import UserError, masked
 from hpo.util.outcomes import Stop
 
 # Draws the study's plots into a folder (hpo.report.figures.plots): (study, folder, the
 # original's per-epoch metrics) -> the files written. Given by the caller, which sits above.
 Plots = Callable[[optuna.Study, str, list[dict[str, float]]], list[str]]
+
+
+def open_task_of(arg: str, options: Options) -> tuple[Task, str | None]:
+    """The task `hpo study ARG` studies (a data set's: where its data lies)."""
+    return open_task(
+        arg,
+        storage=options.storage,
+        study_name=options.study_name,
+        target=tuple(options.target),
+        kind=options.kind,
+        skip_bad=options.skip_bad,
+        data=options.data if is_path(arg) or arg not in all_tasks(warn=False) else None,
+        original_config=options.original_config,
+        cpu=_device_type(options.device) == "cpu",
+    )
+
+
+def _device_type(name: str) -> str:
+    try:
+        return resolve_device(name).type
+    except (ValueError, RuntimeError) as e:
+        raise UserError(str(e)) from None
 
 
 def _echo(echo: Echo | None) -> Echo:
@@ -41,9 +66,11 @@ def run(
     echo = _echo(echo)
     # Optuna would log each failed trial with a traceback; our own line gives the reason.
     optuna.logging.set_verbosity(logs.optuna_level())
-    task = get_task(task_name)
-    spec = resolve_spec(task_name, options, echo)
-    runner = StudyRunner(task, spec, options, echo)
+    task, data_path = open_task_of(task_name, options)
+    if task.found and not options.worker:
+        echo(f"data set: {task.found}")
+    spec = resolve_spec(task, options, echo)
+    runner = StudyRunner(task, spec, options, echo, data_path)
     runner.open()
     runner.timing.lap("start-up")
     finished, _ = counts(runner.study)
@@ -64,16 +91,15 @@ def run(
         t0 = time.monotonic()
         data = runner.load()
         runner.timing.lap("data")
-        c, h, w = data.image_shape
         echo(
-            f"data: {len(data.train)} train / {len(data.val)} val images {c}x{h}x{w} on "
+            f"data: {len(data.train)} train / {len(data.val)} val, {data.shape_text()} on "
             f"{runner.device} ({time.monotonic() - t0:.1f} s); {spec.epochs} epochs per trial, "
             f"sampler {spec.sampler}"
             + (f" + local moves {spec.local_moves:g}, " if spec.local_moves else ", ")
             + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )
         if runner.device.type == "cpu" and spec.trial_timeout_device == "cuda":
-            _cost_on_cpu(runner, task_name, data)  # a study sized for a GPU: say so first
+            _cost_on_cpu(runner, task.name, data)  # a study sized for a GPU: say so first
         baselines(runner)  # first, so that every trial can log its gain over the baseline
         runner.timing.lap("baseline")
     try:
@@ -117,8 +143,8 @@ def summarize(
     replay and plots included, once), without training a trial."""
     echo = _echo(echo)
     optuna.logging.set_verbosity(logs.optuna_level())
-    task = get_task(task_name)
-    runner = StudyRunner(task, resolve_spec(task_name, options), options, echo)
+    task, data_path = open_task_of(task_name, options)
+    runner = StudyRunner(task, resolve_spec(task, options), options, echo, data_path)
     runner.timing.lap("workers")  # from the command's start: they were spawned, and ran
     runner.open()
     finished, _ = counts(runner.study)
@@ -161,7 +187,7 @@ def summary(
     original = record.original(study)
     if sum_up:
         base = baselines(runner)
-        if runner.options.original:
+        if runner.options.original and task.original is not None:
             original = ensure_original(
                 study,
                 task,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ class Task:
     direction: str  # "minimize" | "maximize"
     success: tuple[str, float]  # (metric, threshold) a run must reach to count as solved
     defaults: dict[str, Any]  # data settings and their defaults
-    original: Config  # the user's configuration, replayed faithfully
+    original: Config | None  # the user's configuration, replayed faithfully; None: none given
     original_note: str  # provenance of the original, shown in reports
     baselines: tuple[str, ...]  # names in hpo.study.baselines
     _load: Callable[[dict[str, Any]], tuple[Split, Split]] = field(repr=False)
@@ -33,6 +33,18 @@ class Task:
     # images that a flip and a translation leave in their class: config.augment applies
     # (hpo.train.augment.flip_crop, its padding and flip mode from the config)
     augment: bool = False
+    # the study spec of a task without a studies/<name>.toml: a dict in the TOML's shape
+    # (hpo.search.spec.parse_spec validates it); a data set's is derived from its shape
+    spec: dict[str, Any] | None = field(default=None, repr=False)
+    source: str = "hpo"  # the package the task comes from (a plugin's distribution)
+    # what MLflow's dataset input says of the data (name, digest, source, shapes, classes);
+    # None: the task's data is generated, or the task says nothing of it
+    dataset: dict[str, Any] | None = field(default=None, repr=False)
+    # what the task's data was found to be, in one line (a data set: kind, shape, splits)
+    found: str = ""
+
+    def with_source(self, source: str) -> Task:
+        return replace(self, source=source)
 
     def settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated by `overrides`, type-checked against the defaults."""

@@ -6,6 +6,7 @@ paying for mlflow's import (seconds)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from hpo import __version__
@@ -93,6 +94,21 @@ class Tracker:
         if parent_id:
             all_tags["mlflow.parentRunId"] = parent_id
         return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    def log_dataset(self, run_id: str, dataset: dict[str, Any], context: str = "training") -> None:
+        """The data set a run saw, as MLflow's dataset input: its name, digest and source
+        (the path), and in its profile the shapes, splits, classes and targets."""
+        profile = {k: v for k, v in dataset.items() if k not in ("name", "digest", "source")}
+        entity = Dataset(
+            name=dataset["name"],
+            digest=dataset["digest"],
+            source_type="local",
+            source=json.dumps({"uri": dataset["source"]}),
+            schema=None,
+            profile=json.dumps(profile),
+        )
+        tag = InputTag(key="mlflow.data.context", value=context)
+        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[tag])])
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)) for k, v in params.items()]

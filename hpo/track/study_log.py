@@ -114,6 +114,8 @@ class StudyLog:
             return None
         tags = {"metric": self.task.metric, "direction": self.task.direction}
         self.parent_id = self.tracker.create_parent(study_name, self.task.name, tags)
+        if dataset := getattr(self.task, "dataset", None):  # the UI's Datasets column
+            self._safe("log dataset", lambda: self.tracker.log_dataset(self.parent_id, dataset))
         return self.parent_id
 
     # trial runs
@@ -177,6 +179,8 @@ class StudyLog:
         if run_id is None:
             run_id = self.tracker.start_run(self.parent_id, f"trial-{run.number}", run.tags)
         self.tracker.log_params(run_id, run.params)
+        if dataset := getattr(self.task, "dataset", None):
+            self.tracker.log_dataset(run_id, dataset)
         return run_id
 
     def epoch(

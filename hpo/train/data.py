@@ -10,9 +10,10 @@ import torch
 
 @dataclass
 class Split:
-    """One split: images as uint8 (N, C, H, W) and targets, both on one device."""
+    """One split: images as uint8 (N, C, H, W), or float32 features (N, F), and targets, both
+    on one device."""
 
-    x: torch.Tensor  # uint8 images; converted to float per batch, on the device
+    x: torch.Tensor  # uint8 images (converted to float per batch, on the device) or features
     y: torch.Tensor  # float32 (N, k) regression targets or int64 (N,) class labels
 
     def __len__(self) -> int:
@@ -35,8 +36,20 @@ class TaskData:
     n_outputs: int  # regression targets or classes
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of an image, or (F,) of a feature vector."""
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def images(self) -> bool:
+        return self.train.x.dtype == torch.uint8 and self.train.x.dim() == 4
+
+    def shape_text(self) -> str:
+        """'3x64x64 images' or '10 features', for the console."""
+        shape = self.image_shape
+        if self.images:
+            return "x".join(map(str, shape)) + " images"
+        return f"{shape[0]} features" if len(shape) == 1 else "x".join(map(str, shape))
 
     def to(self, device: torch.device) -> TaskData:
         return TaskData(self.train.to(device), self.val.to(device), self.kind, self.n_outputs)
@@ -64,6 +77,9 @@ def batch_indices(
 
 
 def to_float(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1] on the same device (docs/scenarios.md §1: divide by 255)."""
+    """uint8 -> float32 in [0, 1] on the same device (docs/scenarios.md §1: divide by 255);
+    float features (a table, a float array) as they are: they were standardised instead."""
+    if x.dtype != torch.uint8:
+        return x.float()
     out = x.float().div_(255.0)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out

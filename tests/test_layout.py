@@ -18,6 +18,7 @@ HPO = ROOT / "hpo"
 # Top to bottom: a package imports only the packages below it (and its own modules).
 LAYERS = (
     "cli",
+    "api",
     "ui",
     "report",
     "final",

@@ -9,6 +9,6 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["found", "read", "space", "split", "task"],
+    submodules=["arrays", "found", "read", "space", "split", "task"],
     submod_attrs={"task": ["Request", "dataset_task", "name_of", "prepare"]},
 )

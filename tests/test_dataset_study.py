@@ -146,7 +146,7 @@ def test_the_users_original_net_is_replayed_beside_the_search(scratch):
     assert ran.returncode == 0, ran.stderr
     assert "original" in ran.stdout and "mine.toml" in ran.stderr
     report = json.loads(cli("report", "lin", "--format", "json").stdout)
-    assert report["original"]["status"] in ("ok", "stopped")
+    assert report["original_replay"]["status"] in ("ok", "stopped")
 
 
 @pytest.mark.parametrize(

@@ -145,15 +145,16 @@ def _argv(arg: str, trials: int, options: dict[str, Any]) -> list[str]:
 def retrain(
     result: Result | str,
     *,
-    best: bool = True,
+    best: bool = False,
     trial: int | None = None,
     original: bool = False,
     progress: Callable[[str], None] | None = None,
     **options: Any,
 ) -> Any:
-    """Retrain the selected config on train + validation, evaluate it once on the test split
-    and register it in MLflow (`hpo train`); returns hpo.final.retrain.Final (test_metrics,
-    model_uri). `result`: a Result, or a study's task/name/path as `hpo train` takes it.
+    """Retrain the selected config (the best trial, trial N, or the original) on train +
+    validation, evaluate it once on the test split and register it in MLflow (`hpo train`);
+    returns hpo.final.retrain.Final (test_metrics, model_uri). `result`: a Result, or a
+    study's task, name or path as `hpo train` takes it.
 
     >>> final = hpo.retrain(result, finalists=0)  # doctest: +SKIP
     """
@@ -162,8 +163,8 @@ def retrain(
     if isinstance(result, Result):
         options = {"study_name": result.study_name, "storage": result.storage, **options}
         result = result.task
-    if trial is not None or original:
-        best = False
+    if best and (trial is not None or original):
+        raise UserError("choose one of best, trial=N, original=True")
     return retrain_and_register(
         result, trial=trial, original=original, echo=progress or LOG.info, **options
     )

@@ -38,10 +38,10 @@ class Result:
     def best(self) -> Best | None:
         from hpo.train.config import Config
 
-        b = self.summary.best
-        if not b:
+        b, config = self.summary.best, self.summary.best_config
+        if not b or config is None:
             return None
-        return Best(b["number"], b["value"], Config.from_dict(b["config"]), b["metrics"])
+        return Best(b["number"], b["value"], Config.from_dict(config), b["metrics"])
 
     @property
     def baseline(self) -> dict[str, dict[str, float]]:
@@ -90,7 +90,9 @@ def run(
     """
     from hpo.study.options import Options
     from hpo.study.workers import run_study
+    from hpo.util import logs
 
+    logs.libraries()  # the libraries' warnings stay off, as on the command line
     arg, options = _task_arg(task, options)
     echo = progress or LOG.info
     if "baseline" in options:

@@ -108,6 +108,7 @@ class Summary:
     cut: dict[str, Any] | None = None
     seeds: int = 1  # seeds every config is trained under: per-seed statistics mean something
     timing: str = ""  # where this run's wall time went, in one line
+    best_config: dict[str, Any] | None = None  # the best trial's whole config (Config.to_dict)
 
 
 def resolve_spec(task: Task, options: Options, echo: Echo | None = None) -> Spec:

@@ -15,7 +15,7 @@ from hpo.search import record
 from hpo.search.space import suggest
 from hpo.study.options import Echo, Options, Summary, directions_of, objective_names, resolve_spec
 from hpo.study.progress import cpu_cost
-from hpo.study.queries import counts, cut_short, pareto_front, trial_record
+from hpo.study.queries import best_trial, counts, cut_short, pareto_front, trial_record
 from hpo.study.references import ensure_baselines, ensure_original
 from hpo.study.runner import StudyRunner, timeout_text
 from hpo.study.storage import storage_url
@@ -231,7 +231,15 @@ def summary(
         cut=trial_record(cut) | {"epochs": len(cut.intermediate_values)} if cut else None,
         seeds=runner.spec.seeds,
         timing=runner.timing.line(_trials_since(study, runner.timing.started), runner.log.seconds),
+        best_config=_config_of(study) if best else None,
     )
+
+
+def _config_of(study: optuna.Study) -> dict | None:
+    try:
+        return record.TrialRecord.of(best_trial(study)).config
+    except ValueError:
+        return None
 
 
 def _flush(runner: StudyRunner) -> None:

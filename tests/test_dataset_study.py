@@ -181,7 +181,7 @@ def test_hpo_init_writes_the_derived_spec_that_hpo_study_then_reads(scratch):
     assert ran.returncode == 0, ran.stderr
     text = (scratch / "studies" / "lin.toml").read_text()
     assert 'data = "lin.npz"' in text and "[space]" in text and "dense_units" in text
-    edited = text.replace("[space]", "[space]\nbatch_size = 16\n", 1)
+    edited = text.replace("\n[space]\n", "\n[space]\nbatch_size = 16\n", 1)
     edited = "\n".join(s for s in edited.splitlines() if not s.startswith("batch_size = ["))
     (scratch / "studies" / "lin.toml").write_text(edited)
     assert cli("init", "lin.npz").returncode == 2  # it exists

@@ -36,6 +36,7 @@ def linear_regression(data: TaskData) -> dict[str, float]:
     x = _features(data.train, True).astype(np.float64)  # scikit-learn's float32 path: 30 s
     model = Ridge(alpha=1e-6, solver="cholesky").fit(x, data.train.y.cpu().numpy())
     pred = model.predict(_features(data.val, True).astype(np.float64))
+    pred = pred.reshape(len(pred), -1)  # one target: scikit-learn gives (N,), the net (N, 1)
     out = metrics_for("regression", _tensor(pred), data.val.y.cpu(), "val")
     return out | {"fit_seconds": time.monotonic() - t0}
 

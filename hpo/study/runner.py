@@ -3,6 +3,7 @@ filled, its deadline passes, trials keep failing, or the storage is lost for goo
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import replace
@@ -40,7 +41,7 @@ _DATA: dict[tuple, TaskData] = {}  # built once per process, kept on the device
 
 
 def load_data(task: Task, settings: dict[str, Any], device: torch.device) -> TaskData:
-    key = (task.name, tuple(sorted(settings.items())), str(device))
+    key = (task.name, json.dumps(settings, sort_keys=True, default=str), str(device))
     if key not in _DATA:
         _DATA[key] = task.load(settings, device)
     return _DATA[key]

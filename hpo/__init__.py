@@ -16,7 +16,7 @@ __getattr__, __dir__, _names = lazy_loader.attach(
     __name__,
     submod_attrs={
         "api": ["Best", "Result", "retrain", "run"],
-        "tasks.base": ["Task"],
+        "api.tasks": ["Task"],
         "util.errors": ["UserError"],
     },
 )

@@ -90,6 +90,14 @@ def check_malloc_speed(out: str) -> None:
     assert number(rows["tuned"]["ratio"]) == pytest.approx(ratio, abs=0.011)
 
 
+def check_own_data(out: str) -> None:
+    """The images are the train, val and test splits of the data-set line, together."""
+    (rows,) = tables(out)
+    parts = [int(n.replace(",", "")) for n in rows[0]["train / val / test"].split(" / ")]
+    assert int(rows[0]["images"].replace(",", "")) == sum(parts)
+    assert 0 <= float(rows[0]["best val accuracy"]) <= 1
+
+
 def check_overhead(out: str) -> None:
     """hpo / bare is the quotient of the two speeds, for every case."""
     speeds, startup = tables(out)

@@ -25,7 +25,7 @@ def reference() -> str:
         "Made from the CLI itself (`python -m hpo.cli.reference > docs/cli.md`); `hpo COMMAND "
         "--help` says the same.",
     ]
-    order = ("tasks", "study", "report", "train", "diagnose", "ui")
+    order = ("tasks", "init", "study", "report", "train", "diagnose", "ui")
     for name, command in sorted(group.commands.items(), key=lambda nc: order.index(nc[0])):
         lines += ["", f"## `hpo {name}`", "", _cell(command.help or ""), ""]
         lines += ["| flag | what it does | default |", "| --- | --- | --- |"]

@@ -205,12 +205,12 @@ def study(
         original_config=original_config,
     )
     if not worker and workers != "1":  # once, before the workers start: bad data is one line
-        from hpo.study.session import open_task_of
+        _say_found(task, options)
+    _finish(*run_study(task, options, workers, ARGV, echo_err, _plots, _meanwhile))
 
-        found = open_task_of(task, options)[0].found
-        if found:
-            echo_err(f"data set: {found}")
-    summary, code = run_study(task, options, workers, ARGV, echo_err, _plots, _meanwhile)
+
+def _finish(summary, code: int) -> None:
+    """The study's summary on stdout (a worker has none), and the command's exit code."""
     if summary is not None:
         from hpo.report.summary import format_summary
 
@@ -219,6 +219,15 @@ def study(
             echo_err(f"stopped early: {summary.stopped}")
     if code:
         raise typer.Exit(code)
+
+
+def _say_found(task: str, options) -> None:
+    """A data set's one line (what was found), said by the parent before its workers start."""
+    from hpo.study.session import open_task_of
+
+    found = open_task_of(task, options)[0].found
+    if found:
+        echo_err(f"data set: {found}")
 
 
 def _meanwhile() -> None:

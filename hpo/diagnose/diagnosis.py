@@ -186,6 +186,21 @@ def _best_and_back(
     return found, ablation.backward(runner, best, original, seeds, confirm=solved)
 
 
+def _study_and_task(task_name: str, study_name, storage, data_dir):
+    """The study to diagnose and its task (found through the study's record); one with no
+    original config is one line."""
+    name, data_path = study_of(task_name, study_name, data_dir)
+    study = load(name, storage)
+    task = task_of_study(study, task_name, data_path)
+    if task.original is None:
+        raise UserError(
+            f"study {study.study_name!r} has no original config to diagnose (hpo study "
+            "--original-config FILE.toml gives one)"
+        )
+    use_data_dir(study, data_dir)
+    return study, task
+
+
 def run(
     task_name: str,
     *,
@@ -204,15 +219,7 @@ def run(
 ) -> Answer:
     """Replay the original, ablate it, and reverse-ablate the study's best; the answer."""
     t_start = time.monotonic()
-    name, data_path = study_of(task_name, study_name, data_dir)
-    study = load(name, storage)
-    task = task_of_study(study, task_name, data_path)
-    if task.original is None:
-        raise UserError(
-            f"study {study.study_name!r} has no original config to diagnose (hpo study "
-            "--original-config FILE.toml gives one)"
-        )
-    use_data_dir(study, data_dir)
+    study, task = _study_and_task(task_name, study_name, storage, data_dir)
     best_trial, best = _best(study)
     budget, original = _original_budget(study, task, epochs)
     dev, settings = _where(task, study, device, data)

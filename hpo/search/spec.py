@@ -156,7 +156,7 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         dataset = None
     task = raw.get("task", "" if dataset else None)
     if not isinstance(task, str):
-        raise fail("'task' (a task's name) or 'data' (a data set's path) must be given")
+        raise fail("'task' must be given (a task's name), or 'data' (a data set's path)")
     if dataset is not None and not (isinstance(dataset, str) and dataset):
         raise fail("'data' must be the path of a data set")
     study = _table(raw, "study", fail)

@@ -111,11 +111,15 @@ class Summary:
     best_config: dict[str, Any] | None = None  # the best trial's whole config (Config.to_dict)
 
 
-def resolve_spec(task: Task, options: Options, echo: Echo | None = None) -> Spec:
+def resolve_spec(task: Task | str, options: Options, echo: Echo | None = None) -> Spec:
     """The spec file (default studies/<task>.toml; a task without one, such as a data set,
     brings its own: derived from the data) with CLI options laid over it. A flag wins over the
     spec, never in silence: where the spec's [space] fixes or searches `epochs`, --epochs
     replaces it and `echo` says so in one line."""
+    if isinstance(task, str):  # a registered task's name
+        from hpo.tasks import get_task
+
+        task = get_task(task)
     path = options.spec or default_spec_path(task.name)
     if options.spec is None and not path.exists() and task.spec is not None:
         spec = parse_spec(task.spec, f"the spec derived from {task.source}")

@@ -46,38 +46,6 @@ class Task:
     def with_source(self, source: str) -> Task:
         return replace(self, source=source)
 
-    @staticmethod
-    def from_arrays(
-        x: Any,
-        y: Any,
-        *,
-        x_val: Any = None,
-        y_val: Any = None,
-        x_test: Any = None,
-        y_test: Any = None,
-        name: str | None = None,
-        folder: str | None = None,
-    ) -> Task:
-        """The Task of arrays a caller already has: uint8 images (N,H,W,C or N,C,H,W) or float
-        features (N,F), and their targets; the splits given, else a seeded 80/10/10. They are
-        written once as an .npz (named by their content, under `folder`, else HPO_CACHE_DIR's
-        arrays/), which the study records, so that workers read the same data.
-
-        >>> import numpy as np, hpo
-        >>> x = np.random.default_rng(0).normal(size=(200, 4)).astype("float32")
-        >>> task = hpo.Task.from_arrays(x, x @ np.ones(4, "float32"), name="sums")
-        >>> task.kind, task.n_outputs
-        ('regression', 1)
-        """
-        from hpo.tasks.dataset.arrays import write_arrays
-        from hpo.tasks.dataset.task import Request, dataset_task
-
-        parts = {"x": x, "y": y, "x_val": x_val, "y_val": y_val, "x_test": x_test}
-        parts["y_test"] = y_test
-        path = write_arrays({k: v for k, v in parts.items() if v is not None}, folder)
-        cpu = not torch.cuda.is_available()
-        return dataset_task(Request(path=str(path), cpu=cpu), name=name or path.stem)
-
     def settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated by `overrides`, type-checked against the defaults."""
         out = dict(self.defaults)

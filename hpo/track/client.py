@@ -44,6 +44,16 @@ def metric_batch(metrics: dict[str, float], step: int = 0) -> list[Metric]:
     return [Metric(k, float(v), ts, step) for k, v in metrics.items() if finite(v) is not None]
 
 
+def absolute(uri: str) -> str:
+    """A local SQLite store's URI with its path made absolute: MLflow keeps one store per URI
+    string for the life of the process, so a relative one would follow the first working
+    directory it met (a notebook that changes folder, or hpo.run called twice)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(Path(uri.removeprefix(prefix)).resolve())
+    return uri
+
+
 class Tracker:
     """Logs one study to MLflow through MlflowClient (no global active-run state)."""
 
@@ -60,7 +70,7 @@ class Tracker:
         check_server(self.uri)
         try:
             with _store_lock(self.uri):
-                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client = MlflowClient(tracking_uri=absolute(self.uri))
                 self.experiment_id = self._experiment(experiment)
         except MlflowException as e:
             raise UserError(

@@ -17,7 +17,7 @@ import mlflow.pytorch
 import torch
 from mlflow.models import infer_signature
 
-from hpo.track.client import Tracker
+from hpo.track.client import Tracker, absolute
 from hpo.util import logs as quiet
 
 PREDICTION_DEVICE = "MLFLOW_DEFAULT_PREDICTION_DEVICE"  # where MLflow's pyfunc loads a model
@@ -90,7 +90,7 @@ def log_model(
 ) -> tuple[str, str]:
     """Log a PyTorch model (signature + input example) on `run_id`, register it under
     `registered_name`, tag the version; returns (model URI, version)."""
-    mlflow.set_tracking_uri(tracker.uri)
+    mlflow.set_tracking_uri(absolute(tracker.uri))
     model = model.cpu().eval()
     with torch.no_grad():
         output = model(torch.from_numpy(example)).numpy()

@@ -177,6 +177,13 @@ def describe(found: Found, splits: Splits) -> str:
         f"{splits.how}"
     )
     extra = list(found.notes) + ([f"{len(found.skipped)} skipped"] if found.skipped else [])
+    if found.decode.get("images"):
+        n, seconds = int(found.decode["images"]), found.decode.get("seconds", 0.0)
+        extra.append(
+            f"{n:,} images from the decode cache"
+            if found.decode.get("cached")
+            else f"{n:,} images decoded in {seconds:.1f} s ({n / max(seconds, 1e-9):,.0f}/s)"
+        )
     return line + (f" ({'; '.join(extra)})" if extra else "")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def digits(work: Path, trials: int, smoke: bool = False) -> None:
     wall, _, err = hpo(work, "study", "./digits", "--trials", str(trials), *extra)
     body = report(work, "digits")
     line = next(s for s in err.splitlines() if s.startswith("data set:"))
-    sizes = [int(n.replace(",", "")) for n in line.split("; ")[2].split(",")[0].split()[::2]]
+    sizes = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:train|val|test)\b", line)]
     base = body["baselines"]["pca_logistic_regression"]["val_accuracy"]
     print(f"{line}\n")
     print("| data | images | train / val / test | trials | wall s | best val accuracy | "

@@ -154,6 +154,26 @@ def study(
             "has none]",
         ),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:FACTORY",
+            help="Search your own PyTorch net: factory(input_shape, n_outputs, **knobs) -> "
+            "nn.Module, from an importable module (the working directory is on the path) or "
+            "a file (nets.py:make). Its knobs are its SPACE attribute (a spec's [space] table; "
+            "`dropout` is searched where it takes one), searched with hpo's training knobs "
+            "(optimizer, lr, batch, weight decay, epochs, ...) in place of hpo's architecture.",
+        ),
+    ] = None,
+    original_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:FACTORY",
+            help="Your own PyTorch net as the original, at its default knobs, trained with the "
+            "optimiser settings of --original-config (else of the task's own original), "
+            "replayed and cached beside the search.",
+        ),
+    ] = None,
 ) -> None:
     """Create or resume a study and run it until it holds --trials finished trials. The
     argument is a task, or a data set's path: then one line first says what was found (kind,
@@ -203,6 +223,8 @@ def study(
         kind=kind.value if kind else None,
         skip_bad=skip_bad,
         original_config=original_config,
+        model=model,
+        original_model=original_model,
     )
     if not worker and workers != "1":  # once, before the workers start: bad data is one line
         _say_found(task, options)

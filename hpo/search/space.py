@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hpo.train.config import Config
+from hpo.train.config import Config, model_params
 
 Values = dict[str, Any]  # a config's fields while it is being built (tuples as lists)
 
@@ -112,6 +112,14 @@ KNOBS: tuple[Knob, ...] = (
     Knob("tta", int, "test-time augmentation: 0, 1 (mirror) or 2 (+ translations)"),
 )
 BY_NAME = {knob.name: knob for knob in KNOBS}
+# hpo's own architecture knobs and fields: they shape hpo's net, which a user's own net
+# (hpo.search.family) replaces, so beside one they are not searched
+ARCHITECTURE = (
+    "depth", "conv_channels", "conv_kernel", "conv_padding", "width", "convs_per_block",
+    "downsample", "residual", "conv_dropout", "global_pool", "dense_layers", "dense_units",
+    "dense_dropout", "max_norm", "batch_norm", "bn_scale", "bn_momentum", "bn_lr_scale", "stem",
+    "init", "activation", "logit_scale",
+)  # fmt: skip
 PER_BLOCK = tuple(knob.name for knob in KNOBS if knob.block)  # suggested as name_i
 # the structural knobs: a count of blocks, or a multiplier; every other knob is a Config field
 COUNTS = {"depth": "conv_channels", "dense_layers": "dense_units"}
@@ -143,6 +151,12 @@ def suggest(trial: Any, spec: Any, base: Config) -> Config:
         if param is None or not knob.when(values):
             continue
         _set(values, base, knob.name, _draw(trial, param, knob.name, knob.kind))
+    family = getattr(spec, "model_space", None)
+    if family:  # a user's net: its own knobs, under their own names (hpo.search.family)
+        drawn_params = {**dict(base.model_params)}
+        for name, param in family.items():
+            drawn_params[name] = _draw(trial, param, name, int)  # int: ranges of ints give ints
+        values["model_params"] = model_params(drawn_params)
     return base.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -153,7 +167,8 @@ def _draw(trial: Any, param: Any, label: str, kind: type) -> Any:
         return param.value
     if param.choices is not None:
         return trial.suggest_categorical(label, list(param.choices))
-    if isinstance(param.low, int) and isinstance(param.high, int) and label != "width":
+    whole = isinstance(param.low, int) and isinstance(param.high, int)
+    if whole and not (label == "width" and kind is float):  # hpo's width multiplies
         return trial.suggest_int(label, param.low, param.high, step=param.step or 1, log=param.log)
     return trial.suggest_float(label, param.low, param.high, step=param.step, log=param.log)
 

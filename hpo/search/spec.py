@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.resources
-import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from hpo.search.space import KNOBS, PER_BLOCK
+from hpo.search.params import Param, param_of_kind
+from hpo.search.space import ARCHITECTURE, KNOBS, PER_BLOCK
 from hpo.train.config import Config
 from hpo.util.errors import UserError
 
@@ -43,23 +43,6 @@ class SpecError(UserError):
 
 
 @dataclass(frozen=True)
-class Param:
-    """One search dimension: a range (low/high, log, step), a choice list, or a fixed value."""
-
-    name: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] | None = None
-    value: Any = None  # fixed
-
-    @property
-    def fixed(self) -> bool:
-        return self.low is None and self.choices is None
-
-
-@dataclass(frozen=True)
 class Spec:
     """A validated study spec."""
 
@@ -88,6 +71,11 @@ class Spec:
     data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
     space: dict[str, Param] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)  # Config fields fixed for every trial
+    # the knobs of a user's own net ([base] model = "module:factory"; hpo.search.family),
+    # searched beside hpo's training knobs and given to the factory as keyword arguments
+    model_space: dict[str, Param] = field(default_factory=dict)
+    # the [space] entries for that net, read once its factory is imported (hpo.search.family)
+    model_table: dict[str, Any] = field(default_factory=dict)
 
 
 def default_spec_path(task: str) -> Path:
@@ -168,10 +156,8 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     kw: dict[str, Any] = {}
     for key, value in study.items():
         kw[key] = _study_value(key, value, fail)
-    space = {name: _param(name, value, fail) for name, value in _table(raw, "space", fail).items()}
     base = _table(raw, "base", fail)
-    for param in space.values():
-        _check_values(param, fail)
+    space, theirs = _space(_table(raw, "space", fail), base, fail)
 
     try:
         Config.from_dict(base)
@@ -185,6 +171,7 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         data=_table(raw, "data", fail),
         space=space,
         base=base,
+        model_table=theirs,
         **kw,
     )
     if enqueue is None:
@@ -193,6 +180,17 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     if other.task != task:
         raise fail(f"[study] enqueue: {enqueue} is a spec of task {other.task!r}")
     return replace(spec, enqueue=enqueued_params(spec, other, where))
+
+
+def _space(raw: dict[str, Any], base: dict[str, Any], fail) -> tuple[dict[str, Param], dict]:
+    """([space] as Params, the entries left for a user's net): beside one ([base] model), the
+    keys that are not hpo's training knobs are its own, read with its factory."""
+    model = base.get("model") if isinstance(base.get("model"), str) else None
+    theirs = {k: v for k, v in raw.items() if model and (k not in SPACE_KEYS or k in ARCHITECTURE)}
+    space = {name: _param(name, value, fail) for name, value in raw.items() if name not in theirs}
+    for param in space.values():
+        _check_values(param, fail)
+    return space, theirs
 
 
 def _check_values(param: Param, fail) -> None:
@@ -253,39 +251,4 @@ def _param(name: str, value: Any, fail) -> Param:
     kind = SPACE_KEYS.get(name)
     if kind is None:
         raise fail(f"[space] unknown parameter {name!r}; known: {', '.join(SPACE_KEYS)}")
-    if isinstance(value, list):
-        if not value:
-            raise fail(f"[space] {name}: the choice list is empty")
-        for item in value:
-            if not _is(item, kind):
-                raise fail(f"[space] {name}: choice {item!r} is not a {kind.__name__}")
-        return Param(name, choices=tuple(value))
-    if isinstance(value, dict):
-        bad = sorted(set(value) - {"low", "high", "log", "step"})
-        if bad or "low" not in value or "high" not in value:
-            raise fail(
-                f"[space] {name}: a range is {{ low = .., high = .., log = false, step = .. }}"
-            )
-        if kind not in (int, float):
-            raise fail(f"[space] {name}: a {kind.__name__} parameter takes a list of choices")
-        low, high, log = value["low"], value["high"], value.get("log", False)
-        if not (_is(low, kind) and _is(high, kind)):
-            raise fail(f"[space] {name}: low and high must be {kind.__name__}s")
-        if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-            raise fail(f"[space] {name}: low ({low}) must not exceed high ({high})")
-        if log and low <= 0:
-            raise fail(f"[space] {name}: a log range needs low > 0 (got {low})")
-        if log and value.get("step") is not None:
-            raise fail(f"[space] {name}: step and log cannot be combined")
-        return Param(name, low=low, high=high, log=bool(log), step=value.get("step"))
-    if not _is(value, kind):
-        raise fail(f"[space] {name}: {value!r} is not a {kind.__name__}")
-    return Param(name, value=value)
-
-
-def _is(value: Any, kind: type) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, kind) and not isinstance(value, bool)
+    return param_of_kind(name, value, kind, fail)

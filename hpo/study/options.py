@@ -71,6 +71,9 @@ class Options:
     kind: str | None = None
     skip_bad: bool = False
     original_config: str | None = None
+    # a user's own nn.Module factory ("module:factory"): the searched family, or the original
+    model: str | None = None
+    original_model: str | None = None
     # a worker of `--workers K`: it trains; the parent process sums up (original, plots)
     worker: bool = False
     worker_index: int = 0  # 0..K-1 in a worker of --workers K: offsets the sampler's seed
@@ -139,7 +142,16 @@ def resolve_spec(task: Task | str, options: Options, echo: Echo | None = None) -
                 f"note: --epochs {options.epochs} replaces the spec's [space] epochs "
                 f"({_describe(space)}): every trial trains {options.epochs} epoch(s)"
             )
-    return replace(spec, data={**spec.data, **options.data}, **changes)
+    spec = replace(spec, data={**spec.data, **options.data}, **changes)
+    model = options.model or spec.base.get("model")
+    if model:  # the user's family in place of hpo's nets (hpo.search.family)
+        from hpo.search.family import with_model
+
+        flag = "--model" if options.model else f"{spec.path}: [base] model ="
+        spec, line = with_model(spec, model, spec.model_table, flag)
+        if echo is not None and not options.worker:
+            echo(line)
+    return spec
 
 
 def _describe(param: Param) -> str:

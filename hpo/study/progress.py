@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hpo.search.family import describe_family
 from hpo.train.config import Config
 from hpo.util.values import duration
 
@@ -105,8 +106,11 @@ class Progress:
     def trial_start(self, number: int, k: int, config: Config, move: str | None = None) -> None:
         conv = "-".join(map(str, config.conv_channels)) or "none"
         dense = "-".join(map(str, config.dense_units)) or "none"
+        net = f"conv {conv} dense {dense} {config.activation}"
+        if config.model:  # a user's own net: its factory and knobs
+            net = describe_family(config)
         self.echo(
-            f"trial {number} ({k}/{self.budget}): conv {conv} dense {dense} {config.activation} "
+            f"trial {number} ({k}/{self.budget}): {net} "
             f"{config.optimizer} lr {config.lr:.2g} bs {config.batch_size}"
             f"{' bn' if config.batch_norm else ''}{f' l1 {config.l1:.2g}' if config.l1 else ''}"
         )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 
 from hpo.search import record
+from hpo.search.family import source_digest
 from hpo.search.record import Replay
 from hpo.study.baselines import run_baselines
 from hpo.tasks import get_task
@@ -67,6 +68,7 @@ def original_key(task: Task, settings: dict, config: Config, device: str, seed: 
         config=config.to_dict(),
         device=device,
         seed=seed,
+        **({"code": source_digest(config.model)} if config.model else {}),
     )
 
 

@@ -123,7 +123,9 @@ class StudyRunner:
             o.objectives,
             str(Path(given).expanduser().resolve()) if given else None,
             self.data_path,
-            self.task.original.to_dict() if o.original_config and self.task.original else None,
+            self.task.original.to_dict()
+            if (o.original_config or o.original_model) and self.task.original
+            else None,
         )
         if created and spec.enqueue:  # the spec's known-good point is trial 0
             self.study.enqueue_trial(spec.enqueue, skip_if_exists=True)

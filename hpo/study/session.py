@@ -44,6 +44,7 @@ def open_task_of(arg: str, options: Options) -> tuple[Task, str | None]:
         skip_bad=options.skip_bad,
         data=options.data if is_path(arg) or arg not in all_tasks(warn=False) else None,
         original_config=options.original_config,
+        original_model=options.original_model,
         cpu=_device_type(options.device) == "cpu",
     )
 
@@ -90,6 +91,7 @@ def run(
             echo("no GPU in use: trials run on the CPU")
         t0 = time.monotonic()
         data = runner.load()
+        _check_families(runner, data)
         runner.timing.lap("data")
         echo(
             f"data: {len(data.train)} train / {len(data.val)} val, {data.shape_text()} on "
@@ -109,6 +111,21 @@ def run(
         raise
     runner.timing.lap("trials")
     return summary(runner, stop, sum_up=not options.worker, plots=plots)
+
+
+def _check_families(runner: StudyRunner, data) -> None:
+    """A user's own net (--model, --original-model) built and run on one batch, before any
+    trial: one line naming its factory where it cannot be (hpo.train.family)."""
+    original = runner.task.original if runner.options.original else None
+    if not (runner.base.model or (original is not None and original.model)):
+        return
+    from hpo.train.data import to_float
+    from hpo.train.family import check_family
+
+    batch = to_float(data.train.x[:4])
+    check_family(runner.base, batch, data.n_outputs)
+    if original is not None:
+        check_family(original, batch, data.n_outputs, "--original-model")
 
 
 def _cost_on_cpu(runner: StudyRunner, task_name: str, data) -> None:

@@ -48,8 +48,11 @@ def open_task(
     data: dict[str, Any] | None = None,
     original_config: str | None = None,
     cpu: bool = True,
+    original_model: str | None = None,
 ) -> tuple[Task, str | None]:
-    """(the task `hpo study ARG` studies, where its data lies: a data set's path or None)."""
+    """(the task `hpo study ARG` studies, where its data lies: a data set's path or None).
+    `original_model`: the user's nn.Module factory as the original, with the optimiser
+    settings of --original-config, else of the task's own original, else hpo's defaults."""
     original = load_original(original_config) if original_config else None
     if is_path(arg):
         task, path = from_path(arg, storage, study_name, target, kind, skip_bad, data, cpu)
@@ -62,8 +65,13 @@ def open_task(
         task, path = from_path(
             info.data_path, storage, study_name or arg, target, kind, skip_bad, data, cpu
         )
+    if original_model:
+        from hpo.search.family import as_original
+
+        original = as_original(original or task.original or Config(), original_model)
     if original is not None:
-        note = f"{original_config} ({describe_config(original)})"
+        source = " + ".join(filter(None, (original_model, original_config)))
+        note = f"{source} ({describe_config(original)})"
         task = replace(task, original=original, original_note=note)
     return task, path
 
@@ -176,6 +184,10 @@ def describe_config(config: Config) -> str:
     if config.dense_units:
         parts.append("dense " + "-".join(map(str, config.dense_units)))
     net = " + ".join(parts) or "linear"
+    if config.model:
+        from hpo.search.family import describe_family
+
+        net = describe_family(config)
     return f"{net}, {config.optimizer} lr {config.lr:g}, batch {config.batch_size}"
 
 

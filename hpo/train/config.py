@@ -102,13 +102,20 @@ class Config:
     # test-time augmentation at evaluation: 0 none; 1 average the logits of the image and its
     # mirror; 2 also of 1-pixel translations (airbench's levels)
     tta: int = 0
+    # A user's own net in place of the fields of the trunk and head above: "module:factory" or
+    # "path/file.py:factory", called as factory(input_shape, n_outputs, **model_params) and
+    # returning an nn.Module (hpo.train.family); "" = hpo's own net from those fields.
+    model: str = ""
+    model_params: tuple[tuple[str, Any], ...] = ()  # the factory's keyword arguments, sorted
 
     def params(self) -> dict[str, Any]:
         """Flat, stable snake_case params (conv_channels_0, ...) for MLflow and reports."""
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, tuple):
+            if field.name == "model_params":  # the factory's own names (hpo.search.family)
+                out.update(value)
+            elif isinstance(value, tuple):
                 if field.name in _COUNT_NAMES:
                     out[_COUNT_NAMES[field.name]] = len(value)
                 for i, item in enumerate(value):
@@ -119,9 +126,11 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists) for JSON and the study's trial attributes."""
-        return {
+        out = {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
+        out["model_params"] = dict(self.model_params)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
@@ -130,6 +139,9 @@ class Config:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        data = dict(data)
+        if isinstance(data.get("model_params"), dict):
+            data["model_params"] = model_params(data["model_params"])
         return cls(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         ).checked()
@@ -154,6 +166,8 @@ class Config:
         ]:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.model and ":" not in self.model:
+            raise ValueError(f"model must be 'module:factory', got {self.model!r}")
         if any(p not in ("same", "valid") for p in self.conv_padding):
             raise ValueError("conv_padding entries must be 'same' or 'valid'")
         if not (self.lr > 0 and self.batch_size > 0 and self.epochs > 0):
@@ -194,3 +208,11 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """dataclasses.replace, validated."""
         return dataclasses.replace(self, **changes).checked()
+
+
+def model_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A factory's keyword arguments as Config.model_params holds them: sorted (name, value)
+    pairs, lists as tuples, so that a config stays hashable and compares by value."""
+    return tuple(
+        (name, tuple(v) if isinstance(v, list) else v) for name, v in sorted(params.items())
+    )

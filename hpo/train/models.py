@@ -167,7 +167,10 @@ def _norm(kind: type, features: int, config: Config) -> nn.Module:
 
 
 def build_model(config: Config, in_shape: tuple[int, int, int], out_units: int) -> Net:
-    """The network for `config` on inputs of shape (C, H, W) with `out_units` outputs."""
+    """The network for `config` on inputs of shape (C, H, W) with `out_units` outputs (a
+    user's own, where config.model names its factory: hpo.train.family)."""
+    if config.model:
+        return _family_net(config, in_shape, out_units)
     trunk: list[nn.Module] = [Centre()] if config.input_norm == "centred" else []
     channels = in_shape[0]
     if config.stem == "whiten":
@@ -223,6 +226,16 @@ def build_model(config: Config, in_shape: tuple[int, int, int], out_units: int) 
     elif config.init == "dirac":
         _dirac(net)
     return net
+
+
+def _family_net(config: Config, in_shape: tuple[int, ...], out_units: int) -> Net:
+    """A user's own module (hpo.train.family) inside hpo's Net: the input scaling of
+    input_norm in front of it, no head of hpo's after it."""
+    from hpo.train.family import build_family
+
+    module = build_family(config, in_shape, out_units)
+    trunk = nn.Sequential(*([Centre()] if config.input_norm == "centred" else []), module)
+    return Net(trunk, nn.Sequential(), max_norm=0.0, tta=config.tta)
 
 
 def _dirac(net: nn.Module) -> None:

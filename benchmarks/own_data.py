@@ -120,11 +120,14 @@ def box_files(work: Path, trials: int) -> None:
         wall, _, err = hpo(work, "study", "./box-files", "--trials", str(trials),
                            "--original-config", original, "--study-name", name)  # fmt: skip
         body = report(work, name)
-        decode = next((s for s in err.splitlines() if "decoded" in s), "")
+        found = re.search(
+            r"[\d,]+ images (?:decoded in [\d.]+ s \([\d,]+/s\)|from the decode cache)", err
+        )
+        decode = found.group(0) if found else ""
         best = body["best"]["metrics"]["val_r2"]
         orig = (body["original"] or {}).get("val_r2", float("nan"))
         base = body["baselines"]["linear_regression"]["val_r2"]
-        print(f"| {run} | {wall:.0f} | {decode.strip()[:60]} | {best:.4f} | {orig:.4f} | "
+        print(f"| {run} | {wall:.0f} | {decode} | {best:.4f} | {orig:.4f} | "
               f"{base:.4f} |")  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """Real data no one here made, and the box scenario from files, through `hpo study PATH`
 (issue 33): each problem is written out in a user's format, studied as a user would type it,
-and its figures printed as markdown tables (RESULTS.md §7).
+and its figures printed as markdown tables (RESULTS.md §8).
 
     python benchmarks/own_data.py digits     # load_digits as a PNG folder, 20 trials
     python benchmarks/own_data.py diabetes   # load_diabetes as a CSV, 5 split seeds

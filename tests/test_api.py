@@ -47,7 +47,7 @@ def test_run_on_a_built_in_task_reads_its_result_back_like_the_cli(scratch):
     assert _params("sqlite:///api.db", "box") == _params("sqlite:///cli.db", "box")
 
 
-def test_run_on_arrays_and_on_a_path_then_retrain(scratch):
+def test_run_on_arrays_and_on_a_path_then_retrain(scratch, capsys):
     import hpo
 
     rng = np.random.default_rng(0)
@@ -58,8 +58,13 @@ def test_run_on_arrays_and_on_a_path_then_retrain(scratch):
     assert result.study_name == "sums" and result.best.value < 10
     final = hpo.retrain(result, finalists=0)
     assert "test_r2" in final.test_metrics
-    again = hpo.run(task.source, study_name="sums", **{**ARGS, "trials": 4})
+    capsys.readouterr()
+    again = hpo.run(task.source, study_name="sums", progress="bar", **{**ARGS, "trials": 4})
     assert again.summary.finished == 4
+    bar = capsys.readouterr().err  # tqdm's text bar: 3 of 4 were finished before
+    assert "hpo:" in bar and "4/4" in bar and "best " in bar, bar
+    with pytest.raises(hpo.UserError, match="progress must be a callable, 'bar' or None"):
+        hpo.run(task, progress="loud", **ARGS)
 
 
 def test_errors_are_user_errors_not_system_exit(scratch):

@@ -71,7 +71,7 @@ def run(
     task: Any,
     *,
     trials: int = 20,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | str | None = None,
     workers: int | str = 1,
     **options: Any,
 ) -> Result:
@@ -80,8 +80,10 @@ def run(
     `task`: a task's name ("box"), a data set's path ("./images", "rows.csv"), or a Task from
     hpo.Task.from_arrays. Every other keyword is a flag of `hpo study` under its own name
     (storage, study_name, tracking_uri, sampler, pruner, epochs, device, seed, spec, seeds,
-    original, baseline, target, kind, data, ...). Progress lines go to `progress`, else to the
-    "hpo" logger.
+    original, baseline, target, kind, data, model, original_model, ...). Progress lines go to
+    `progress` (a callable); progress="bar" draws a tqdm bar of the trials (the default in a
+    notebook) and sends the lines to the "hpo" logger at debug level; otherwise they go to the
+    "hpo" logger at info level.
 
     >>> import hpo
     >>> result = hpo.run("box", trials=3, epochs=1, storage="memory", original=False)
@@ -94,7 +96,8 @@ def run(
 
     logs.libraries()  # the libraries' warnings stay off, as on the command line
     arg, options = _task_arg(task, options)
-    echo = progress or LOG.info
+    bar = _bar(progress, trials)
+    echo = bar or progress or LOG.info
     if "baseline" in options:
         options["baselines"] = options.pop("baseline")
     if "objective" in options:
@@ -106,8 +109,23 @@ def run(
     except TypeError as e:
         raise UserError(f"hpo.run: {e}") from None
     argv = _argv(arg, trials, options)
-    summary, _ = run_study(arg, opts, str(workers), argv, echo)
+    try:
+        summary, _ = run_study(arg, opts, str(workers), argv, echo)
+    finally:
+        if bar is not None:
+            bar.close()
     return Result(summary.study_name, arg, opts.storage, summary)
+
+
+def _bar(progress: Any, trials: int) -> Any:
+    """The trials' progress bar where asked for ("bar"), or by default in a notebook."""
+    from hpo.api.bar import Bar, in_notebook
+
+    if progress == "bar" or (progress is None and in_notebook()):
+        return Bar(trials, LOG)
+    if isinstance(progress, str) or not (progress is None or callable(progress)):
+        raise UserError(f"progress must be a callable, 'bar' or None, not {progress!r}")
+    return None
 
 
 def _task_arg(task: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

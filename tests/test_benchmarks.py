@@ -49,6 +49,15 @@ def number(cell: str) -> float:
     return float(cell.split()[0].rstrip("%"))
 
 
+def check_budget_load(out: str) -> None:
+    """Every case's trials are its complete and pruned ones; the cut are some of the pruned."""
+    (rows,) = tables(out)
+    assert [r["case"].split()[0] for r in rows] == ["alone", "2", "beside"]
+    for r in rows:
+        assert int(r["complete"]) + int(r["pruned"]) >= 2
+        assert 0 <= int(r["cut by the budget"]) <= int(r["pruned"])
+
+
 def check_cifar10_recipe(out: str) -> None:
     """The table's test accuracy is the run's, in per cent, on 64 test images."""
     (rows,) = tables(out)

@@ -12,6 +12,7 @@ import torch
 from hpo.tasks import TASKS
 from hpo.tasks.pixel import pixel_position
 from hpo.train.config import Config
+from hpo.train.limits import WALL_GUARD, work_clock
 from hpo.train.loop import FIRST_EPOCH_ALLOWANCE, TimeLimit, Trainer, train
 from hpo.train.models import build_model
 from hpo.train.optim import l1_thresholds, lr_factor, make_optimizer, shrink_l1
@@ -109,7 +110,43 @@ def test_a_gpu_time_limit_counts_from_the_first_epochs_end(box_data, monkeypatch
     with pytest.raises(OutOfTime, match="during epoch 2"):
         train(config, box_data, device=CPU, time_limit=gpu_like)
     assert TimeLimit.on(torch.device("cuda"), 12) == TimeLimit(12, warm_up=True)
-    assert TimeLimit.on(CPU, 12) == TimeLimit(12) and TimeLimit.on(CPU, None) is None
+    on_cpu = TimeLimit.on(CPU, 12, workers=3)
+    assert on_cpu.seconds == 12 and on_cpu.clock is not None and not on_cpu.warm_up
+    assert on_cpu.guard == 12 * WALL_GUARD * 3 and TimeLimit.on(CPU, None) is None
+
+
+def test_the_work_clock_does_not_run_while_the_process_waits():
+    """A CPU budget is this process's CPU time over the cores: time the process spends
+    waiting (the cores busy with other workers or jobs) is not charged to its trial."""
+    clock = work_clock()
+    before, wall = clock(), time.monotonic()
+    time.sleep(0.3)
+    assert clock() - before < 0.1 < time.monotonic() - wall
+    x = 0.0
+    for i in range(2_000_000):  # work moves it
+        x += i * 0.5
+    assert clock() > before
+
+
+def test_a_cpu_budget_is_work_and_the_wall_guard_stops_a_hung_run(box_data, monkeypatch):
+    """The wall clock flies (a machine shared three ways, an outage's retries) while the
+    budget's clock barely moves: the run finishes; only the wall-clock guard stops it."""
+    import hpo.train.loop as trainer_module
+
+    wall = {"now": 0.0}
+
+    def monotonic():
+        wall["now"] += 10.0  # every reading, 10 s later
+        return wall["now"]
+
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(monotonic=monotonic))
+    config = Config(dense_units=(16,), epochs=2, batch_size=64)
+    work = {"now": 0.0}
+    busy = TimeLimit(1.0, clock=lambda: work["now"])  # no guard: the work decides
+    assert len(train(config, box_data, device=CPU, time_limit=busy).history) == 2
+    guarded = TimeLimit(1.0, clock=lambda: work["now"], guard=50.0)
+    with pytest.raises(OutOfTime, match="the wall clock ran out during epoch 1"):
+        train(config, box_data, device=CPU, time_limit=guarded)
 
 
 def test_report_can_stop_training(box_data):

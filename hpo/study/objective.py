@@ -160,8 +160,7 @@ class Objective:
             )
         except OutOfTime as e:  # pruned with its reason (valueless if no epoch finished)
             state["stopped"] = Outcome.OUT_OF_TIME
-            own = spec.trial_timeout
-            if ctx.end is not None and (own is None or ctx.end < t0 + own):  # the study's end
+            if ctx.end is not None and time.monotonic() >= ctx.end:  # the study's end
                 limit = f"--timeout {ctx.timeout:g} s" if ctx.timeout else "--timeout"
                 raise optuna.TrialPruned(f"{limit} reached: {e}") from e
             raise optuna.TrialPruned(f"trial_timeout {spec.trial_timeout:g} s: {e}") from e

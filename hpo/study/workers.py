@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from hpo.train.limits import WORKERS_ENV
 from hpo.util.errors import UserError
 
 WORKER_ENV = "HPO_WORKER_INDEX"  # 0..K-1: offsets the sampler seed so workers differ
@@ -89,6 +90,7 @@ def spawn(
     procs = []
     for index, gpu in enumerate(placement(k, gpus or [])):
         env = {**os.environ, WORKER_ENV: str(index), "OMP_NUM_THREADS": str(threads)}
+        env[WORKERS_ENV] = str(k)  # a trial's wall-clock guard widens with them (TimeLimit)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         if deadline is not None:

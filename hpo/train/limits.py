@@ -5,49 +5,93 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
-import torch
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hpo.util.outcomes import OutOfTime
 
+if TYPE_CHECKING:  # hpo.study.workers reads WORKERS_ENV before torch is imported
+    import torch
+
 FIRST_EPOCH_ALLOWANCE = 3  # x a GPU trial's time limit: its first epoch's own cap (TimeLimit)
+WALL_GUARD = 5  # x a CPU trial's budget x the workers: the wall-clock safety net (TimeLimit)
+WORKERS_ENV = "HPO_WORKERS"  # K in each worker of `hpo study --workers K` (hpo.study.workers)
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def work_clock() -> Callable[[], float]:
+    """A CPU trial's budget clock: this process's CPU time over the machine's cores, so that
+    alone on an idle machine it runs about as fast as the wall clock (less where the work does
+    not use every core), and it slows down as much as other processes take the cores away.
+    A trial's budget then buys the same work under 1 or 3 workers, or beside other jobs."""
+    n = cores()
+    return lambda: time.process_time() / n
 
 
 @dataclass(frozen=True)
 class TimeLimit:
-    """Seconds a run may take (a study's trial_timeout), all seeds together, and the moment
-    the whole study must end (`end`, time.monotonic(), from --timeout), whichever comes first.
+    """What a run may take: `seconds` (a study's trial_timeout, all seeds together) on
+    `clock`, and the wall-clock moment the whole study must end (`end`, time.monotonic(), from
+    --timeout), whichever comes first.
 
-    On a GPU (`warm_up`) the first epoch pays one-off costs that say nothing about what the
-    config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer shape
-    (where CUDNN_BENCHMARK is on), the stem's fit. On an H200 the first trial of a cifar10
-    study took over 12 s before its first epoch ended, then ~0.25 s an epoch. So there the
-    limit counts from the end of the first epoch, which has a cap of its own
-    (FIRST_EPOCH_ALLOWANCE x the limit). On a CPU the first epoch costs what the others do, and
-    the limit counts from the start. `end` is kept everywhere.
+    On a CPU the seconds are work, not wall time (work_clock: CPU time over the machine's
+    cores), so that a busy machine (several workers, other jobs, an outage's retries) does not
+    cut the trials that were winning; a wall-clock guard of WALL_GUARD x seconds x the workers
+    on the machine still stops a hung one. On a GPU the seconds are wall time (the GPU's work is
+    not this process's CPU time), and the first epoch pays one-off costs that say nothing about
+    what the config costs: CUDA's and cuDNN's start-up, cuDNN's kernel search for each new layer
+    shape (where CUDNN_BENCHMARK is on), the stem's fit. On an H200 the first trial of a cifar10
+    study took over 12 s before its first epoch ended, then ~0.25 s an epoch. So there
+    (`warm_up`) the limit counts from the end of the first epoch, which has a cap of its own
+    (FIRST_EPOCH_ALLOWANCE x the limit). `clock` None is the wall clock.
     """
 
     seconds: float | None
     warm_up: bool = False
     end: float | None = None
+    clock: Callable[[], float] | None = field(default=None, compare=False)
+    guard: float | None = None  # wall seconds after which the run stops whatever its clock says
 
     @classmethod
     def on(
-        cls, device: torch.device, seconds: float | None, end: float | None = None
-    ) -> TimeLimit | None:
+        cls, device: torch.device, seconds: float | None, end: float | None = None,
+        workers: int | None = None,
+    ) -> TimeLimit | None:  # fmt: skip
+        """The limit of a run on `device`; `workers`: the processes sharing the machine
+        (default: K of --workers K, else 1), which widen the wall-clock guard."""
         if seconds is None and end is None:
             return None
-        return cls(seconds, warm_up=device.type == "cuda", end=end)
+        workers = workers or int(os.environ.get(WORKERS_ENV) or 1)
+        if device.type != "cpu" or seconds is None:
+            return cls(seconds, warm_up=device.type == "cuda", end=end)
+        return cls(seconds, end=end, clock=work_clock(), guard=seconds * WALL_GUARD * workers)
 
     def first_due(self, start: float) -> float:
-        due = math.inf
-        if self.seconds is not None:
-            due = start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
-        return min(due, self.end if self.end is not None else math.inf)
+        """When the first epoch must end, on `clock` (`start`: that clock's reading)."""
+        if self.seconds is None:
+            return math.inf
+        return start + self.seconds * (FIRST_EPOCH_ALLOWANCE if self.warm_up else 1)
 
     def due_after_first(self, start: float, now: float) -> float:
-        due = math.inf if self.seconds is None else (now if self.warm_up else start) + self.seconds
+        """When the rest must end, on `clock`, read `now` after the first epoch."""
+        return (
+            math.inf if self.seconds is None else (now if self.warm_up else start) + self.seconds
+        )
+
+    def wall_end(self, start: float) -> float:
+        """The wall-clock moment (time.monotonic()) the run must end: the study's end, or the
+        guard's, counted from `start`."""
+        due = start + self.guard if self.guard is not None else math.inf
         return min(due, self.end if self.end is not None else math.inf)
 
 

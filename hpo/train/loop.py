@@ -60,10 +60,14 @@ class Trainer:
         deadline: float | None = None,
         augment: bool = False,
         validate: bool = True,
+        clock: Callable[[], float] | None = None,
+        end: float | None = None,
     ) -> None:
         config = config.scaled_to(len(data.train))  # smaller batch on small data, if asked
         self.config, self.data, self.device = config, data, device
-        self.deadline, self.validate = deadline, validate
+        self.deadline, self.validate = deadline, validate  # deadline: on `clock`
+        self.end = end  # the wall clock's (time.monotonic()): the study's end, a guard's
+        self.clock = clock or (lambda: time.monotonic())  # a budget's clock (TimeLimit)
         self.augment = augment and config.augment  # the task's images can be flipped/cropped
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
@@ -102,6 +106,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.step = 0
         self.pace: Pace | None = None  # the run's first trainer: its time budget at this pace
+        self.wall_pace: Pace | None = None  # and its wall-clock end at this pace
 
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch, then evaluate; returns (and records) the epoch's metrics."""
@@ -154,11 +159,20 @@ class Trainer:
                     self.averaged.update(1.0)  # end on the average itself
             if (i + 1) % self.check_every == 0 and not torch.isfinite(loss_sum):
                 raise Diverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {i + 1}")
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise OutOfTime(f"time budget ran out during epoch {epoch}", self.history)
-            if self.pace is not None and epoch == 1:
-                self.pace.step(i, self.steps_per_epoch, self.deadline, time.monotonic())
+            self._in_time(i, epoch)
         return (loss_sum / self.n).item()
+
+    def _in_time(self, i: int, epoch: int) -> None:
+        """After step `i`: OutOfTime past the budget (on its clock) or the wall-clock end, or
+        where the first steps' pace says the run cannot finish before either (Pace)."""
+        if self.deadline is not None and self.clock() > self.deadline:
+            raise OutOfTime(f"time budget ran out during epoch {epoch}", self.history)
+        if self.end is not None and time.monotonic() > self.end:
+            raise OutOfTime(f"the wall clock ran out during epoch {epoch}", self.history)
+        if epoch == 1 and self.pace is not None:
+            self.pace.step(i, self.steps_per_epoch, self.deadline, self.clock())
+        if epoch == 1 and self.wall_pace is not None:
+            self.wall_pace.step(i, self.steps_per_epoch, self.end, time.monotonic())
 
     def _batch(self, idx: torch.Tensor, epoch: int) -> torch.Tensor:
         """The training images at `idx` as the net sees them: floats, flipped and cropped."""
@@ -207,8 +221,11 @@ def train_seeds(
     OutOfTime is raised. `augment`: whether the task's images may be flipped and cropped (when
     config.augment). Returns the trainers: their history and model.
     """
-    start = time.monotonic()
-    first_due = None if time_limit is None else time_limit.first_due(start)
+    clock = time_limit.clock if time_limit is not None else None
+    now = clock or (lambda: time.monotonic())
+    start, wall_start = now(), time.monotonic()
+    first_due = _finite(time_limit.first_due(start)) if time_limit is not None else None
+    end = _finite(time_limit.wall_end(wall_start)) if time_limit is not None else None
     trainers = [
         Trainer(
             config,
@@ -218,20 +235,27 @@ def train_seeds(
             deadline=first_due,
             augment=augment,
             validate=validate,
+            clock=clock,
+            end=end,
         )
         for seed in seeds
     ]
     if time_limit is not None and not time_limit.warm_up:  # a GPU's first epoch: no guide
         trainers[0].pace = Pace(config.epochs * len(seeds))
+        trainers[0].wall_pace = Pace(config.epochs * len(seeds))
     for epoch in range(1, config.epochs + 1):
         per_seed = [t.run_epoch() for t in trainers]
         if epoch == 1 and time_limit is not None:  # on a GPU the limit proper starts now
-            due = time_limit.due_after_first(start, time.monotonic())
+            due = _finite(time_limit.due_after_first(start, now()))
             for t in trainers:
                 t.deadline = due
         if report is not None:  # may raise to stop
             report(epoch, per_seed)
     return trainers
+
+
+def _finite(due: float) -> float | None:
+    return None if math.isinf(due) else due
 
 
 def train(

@@ -89,10 +89,12 @@ def study(
     trial_timeout: Annotated[
         float | None,
         typer.Option(
-            help="Seconds one trial may run; on a GPU counted from the end of its first epoch "
-            "(which pays one-off costs such as CUDA's start-up, and may take 3x this on "
-            "its own). A trial past it is stopped and recorded as pruned. [default: from the "
-            "spec]"
+            help="Seconds of work one trial may take: on a CPU its CPU time over the "
+            "machine's cores (other processes' load does not count; a wall-clock guard of 5x "
+            "this x the workers stops a hung trial); on a GPU wall seconds from the end of its "
+            "first epoch (which pays one-off costs such as CUDA's start-up, and may take 3x "
+            "this on its own). A trial past it is stopped and recorded as pruned. [default: "
+            "from the spec]"
         ),
     ] = None,
     seeds: Annotated[

@@ -282,7 +282,7 @@ def test_every_variable_hpo_reads_is_in_the_reference():
 
     from hpo.cli.app import ENVIRONMENT
 
-    internal = {"HPO_WORKER_INDEX", "HPO_DEADLINE"}  # from `hpo study --workers` to its workers
+    internal = {"HPO_WORKER_INDEX", "HPO_WORKERS", "HPO_DEADLINE"}  # --workers K to its workers
     named = set()
     for path in (ROOT / "hpo").rglob("*.py"):
         named |= set(

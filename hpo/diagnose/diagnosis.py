@@ -25,9 +25,9 @@ from hpo.study.queries import best_trial as best_trial_of
 from hpo.study.queries import load, use_data_dir
 from hpo.study.task_of import study_of, task_of_study
 from hpo.train.config import Config
+from hpo.train.cost import epoch_images, image_seconds
 from hpo.train.data import resolve_device
 from hpo.train.labels import diagnose
-from hpo.train.loop import epoch_images, image_seconds
 from hpo.train.seeds import seed_list
 from hpo.util.errors import UserError
 

@@ -22,8 +22,8 @@ from hpo.study.storage import storage_url
 from hpo.study.task_of import open_task
 from hpo.tasks import all_tasks, is_path
 from hpo.tasks.base import Task
+from hpo.train.cost import image_seconds
 from hpo.train.data import resolve_device
-from hpo.train.loop import image_seconds
 from hpo.util import logs
 from hpo.util.errors import UserError, masked
 from hpo.util.outcomes import Stop

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hpo.search import record
 from hpo.search.spec import Spec
-from hpo.search.strategy import make_pruner, make_sampler
+from hpo.search.strategy import Noise, binomial_se, make_pruner, make_sampler
 from hpo.study.create import create_or_load
 from hpo.study.objective import Objective, TrialContext
 from hpo.study.options import Options
@@ -109,8 +109,10 @@ class StudyRunner:
             )
         if o.tracking:  # before the study exists: an unreachable server stops the run here
             self.log.tracker = Tracker(o.tracking_uri, self.study_name)
-        sampler = make_sampler(spec.sampler, seed, spec.n_startup_trials, spec.local_moves)
-        pruner = make_pruner(spec.pruner, spec.epochs)
+        sampler = make_sampler(
+            spec.sampler, seed, spec.n_startup_trials, spec.local_moves, spec.random_share
+        )
+        pruner = make_pruner(spec.pruner, spec.epochs, self._noise())
         given = os.environ.get("HPO_DATA_DIR")  # --data-dir: kept for train and diagnose
         self.study, created = create_or_load(
             storage,
@@ -130,6 +132,14 @@ class StudyRunner:
         if created and spec.enqueue:  # the spec's known-good point is trial 0
             self.study.enqueue_trial(spec.enqueue, skip_if_exists=True)
         self._parent_run(created)
+
+    def _noise(self) -> Noise | None:
+        """The objective's standard error on the validation set, for the pruner: binomial for
+        an accuracy (on the validation split, loaded when the pruner first asks); None where
+        hpo has no model of it (losses, R2)."""
+        if not self.task.metric.endswith("accuracy") or self.multi:
+            return None
+        return lambda p: binomial_se(len(self.load().val))(p)
 
     def _parent_run(self, created: bool) -> None:
         """The study's MLflow parent run: made by the worker that made the study, found by

@@ -74,6 +74,7 @@ def describe(task_name: str, arm: Arm) -> str:
         return arm.label
     spec = resolve_spec(task_name, Options(storage="memory"))
     local = f" + local moves {spec.local_moves:g}" if spec.local_moves else ""
+    local += f" + random share {spec.random_share:g}" if spec.random_share else ""
     return f"default ({spec.sampler}{local} + {spec.pruner})"
 
 

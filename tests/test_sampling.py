@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from hpo.search.moves import LocalMoves, neighbour
-from hpo.search.samplers import RankStoppedByValue, as_ranked
-from hpo.search.strategy import HyperbandAtRungs, make_sampler
+from hpo.search.samplers import RandomShare, RankStoppedByValue, as_ranked
+from hpo.search.strategy import HyperbandAtRungs, binomial_se, make_sampler, top_share_cut
 
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
 
@@ -314,3 +314,83 @@ def test_hyperband_at_rungs_never_stops_a_trial_at_its_last_epoch():
     pruned_at_3 = lambda states: sum(s == TrialState.PRUNED and n == 3 for s, n in states)  # noqa: E731
     assert pruned_at_3(plain) > 0 and pruned_at_3(ours) == 0
     assert any(s == TrialState.PRUNED and n == 1 for s, n in ours)  # rung 1 still prunes
+
+
+def plateau_then_climb(trial: optuna.Trial) -> float:
+    """Every trial reads chance (0.5, with the sampling noise of 1,000 validation images) at
+    epoch 1; those with x > 0.7 climb to 1.0 from epoch 2, the others stay at chance."""
+    x = trial.suggest_float("x", 0.0, 1.0)
+    noise = np.random.default_rng(trial.number)
+    value = 0.5
+    for epoch in range(1, 7):
+        p = 0.5 if epoch == 1 or x <= 0.7 else min(1.0, 0.5 + 0.2 * (epoch - 1))
+        value = noise.binomial(1000, p) / 1000
+        trial.report(value, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+@pytest.mark.parametrize("noise", [None, binomial_se(1000)])
+def test_hyperband_does_not_stop_on_noise_the_validation_set_cannot_tell(noise):
+    """Plain, it stops climbers at epoch 1 on noise; told the accuracy's standard error, it
+    stops none of them there, and still stops the trials left at chance at epoch 3."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(
+        study_name="plateau",
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=HyperbandAtRungs(min_resource=1, max_resource=6, noise=noise),
+    )
+    study.optimize(plateau_then_climb, n_trials=40)
+    climbers = [t for t in study.trials if t.params["x"] > 0.7]
+    at = lambda trials, n: sum(t.state == TrialState.PRUNED and t.last_step == n for t in trials)  # noqa: E731
+    if noise is None:
+        assert at(climbers, 1) > 0
+    else:
+        assert at(climbers, 1) == 0
+        assert all(t.state == TrialState.COMPLETE for t in climbers)
+        assert at(study.trials, 3) > 0  # the ones at chance, beside climbers at ~0.9
+
+
+def test_top_share_cut_is_successive_halvings_rule():
+    assert top_share_cut([0.1, 0.9, 0.5, 0.7, 0.3, 0.2], 3, True) == 0.7  # top 2 of 6
+    assert top_share_cut([0.1, 0.9], 3, True) == 0.9  # at least the best
+    assert top_share_cut([0.1, 0.9, 0.5], 3, False) == 0.1
+    assert binomial_se(400)(0.5) == pytest.approx(0.025)
+    assert binomial_se(400)(1.0) == 0.0
+
+
+class LowEnd(optuna.samplers.BaseSampler):
+    """A model that always believes in the low end of every range."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return param_distribution.low
+
+
+def test_a_random_share_of_trials_ignores_the_model_and_the_rest_follow_it():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = RandomShare(LowEnd(), 0.3, seed=3)
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=200)
+    off_model = [t.number for t in study.trials if t.params["x"] != 0.0]
+    assert study.trials[0].params["x"] == 0.5  # an enqueued trial is the inner sampler's
+    drawn = [t.number for t in study.trials[1:] if sampler.is_random(t)]
+    assert off_model[1:] == drawn and 0.2 < len(drawn) / 200 < 0.4
+    again = RandomShare(LowEnd(), 0.3, seed=3)  # a worker or a resumed run agrees
+    assert [again.is_random(t) for t in study.trials] == [
+        sampler.is_random(t) for t in study.trials
+    ]
+
+
+def test_make_sampler_puts_the_random_share_under_local_moves():
+    sampler = make_sampler("tpe", 0, 6, local_moves=0.2, random_share=0.3)
+    assert isinstance(sampler, LocalMoves) and isinstance(sampler.inner, RandomShare)
+    assert not isinstance(make_sampler("random", 0, 6, random_share=0.3), RandomShare)

@@ -33,6 +33,7 @@ def test_shipped_specs_load_and_sample(path: Path):
         ({"task": "box", "study": {"epochs": 0}}, "epochs must be a positive integer"),
         ({"task": "box", "study": {"speed": 1}}, "[study] unknown key(s): speed"),
         ({"task": "box", "study": {"local_moves": 1.5}}, "local_moves must be a share between"),
+        ({"task": "box", "study": {"random_share": -0.1}}, "random_share must be a share between"),
         ({"task": "box", "study": {"local_moves": True}}, "local_moves must be a share between"),
         ({"task": "box", "study": {"prune_local_moves": 1}}, "prune_local_moves must be true or"),
         ({"task": "box", "space": {"lr": {"low": 0, "high": 1, "log": True}}}, "log range needs"),

@@ -1,5 +1,6 @@
-"""The samplers a spec names (SAMPLERS: tpe, random, cmaes, gp), and the wrapper that shows them a
-stopped trial ranked by the last value it reported. (Local moves: hpo.search.moves.)
+"""The samplers a spec names (SAMPLERS: tpe, random, cmaes, gp), the wrapper that shows them a
+stopped trial ranked by the last value it reported, and the one that draws a share of the
+trials at random (RandomShare). (Local moves: hpo.search.moves.)
 
 Optuna's TPE splits past trials into "good" and "bad" with every complete trial ranked above
 every pruned one, whatever their values. That is safe when pruned trials are the weak ones a
@@ -18,15 +19,17 @@ from __future__ import annotations
 
 import copy
 import math
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.search.optuna_private import StudyView
+from hpo.search.optuna_private import StudyView, enqueued
 
 
 def as_ranked(trial: FrozenTrial) -> FrozenTrial:
@@ -142,3 +145,61 @@ class RankStoppedByValue(Delegating):
     ) -> None:
         self._trials.pop(trial.number, None)
         super().after_trial(study, trial, state, values)
+
+
+class RandomShare(Delegating):
+    """Delegates to `inner`, except for a `share` of the trials, which are drawn at random from
+    the whole space: SMAC's random design, BOHB's random fraction (1/3). A model-based sampler
+    follows the best trials it has seen, and where the early best are a decoy it can spend
+    the whole study beside them. On pixel, nets that fit the noise read val 0.6-0.7 while the
+    L1 nets that find the pixel read 0.5 until they do (benchmarks/pixel_rungs.py): an
+    unseeded 20-trial study ended at 0.70. The random share keeps a random search's floor
+    under the model's trials: each is drawn from the prior whatever the model believes.
+    Enqueued trials go to `inner`. Each trial's coin is seeded by (seed, trial number), so
+    workers and resumed runs agree on which trials are random."""
+
+    def __init__(self, inner: BaseSampler, share: float, seed: int | None = None) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be in [0, 1], got {share}")
+        super().__init__(inner)
+        self.share = share
+        self._seed = secrets.randbits(32) if seed is None else seed
+        self._random = optuna.samplers.RandomSampler(seed=seed)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({self.inner}, share={self.share})"
+
+    def is_random(self, trial: FrozenTrial) -> bool:
+        """Whether this trial is one of the random share."""
+        if enqueued(trial):
+            return False
+        return bool(np.random.default_rng([self._seed, trial.number, 7]).random() < self.share)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if self.is_random(trial):
+            return {}
+        return super().infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if self.is_random(trial):
+            return {}
+        return super().sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if self.is_random(trial):
+            return self._random.sample_independent(study, trial, param_name, param_distribution)
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        self._random.reseed_rng()
+        super().reseed_rng()

@@ -33,6 +33,7 @@ STUDY_KEYS = {
     "n_startup_trials",
     "local_moves",  # the share of trials that change 1-3 knobs of the best trial so far
     "prune_local_moves",  # whether the pruner may stop a local move (default: no)
+    "random_share",  # the share of trials drawn at random from the whole space
     "enqueue",  # a spec (path relative to this one) whose fixed [space] values are trial 0
     "trial_timeout_device",  # "any" | "cuda": where trial_timeout applies
 }
@@ -66,6 +67,9 @@ class Spec:
     # A local move is 1-3 knobs away from the best trial and is after differences of tenths of
     # a point, which its early epochs cannot show: the pruner does not stop it unless this is set
     prune_local_moves: bool = False
+    # the share of trials drawn at random from the whole space, beside the sampler's model
+    # (hpo.search.samplers.RandomShare)
+    random_share: float = 0.0
     # params of a first trial that every new study of this spec runs (from [study] enqueue)
     enqueue: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # task data setting overrides
@@ -229,10 +233,10 @@ def _study_value(key: str, value: Any, fail) -> Any:
     if key in ("epochs", "original_epochs", "seeds", "n_startup_trials"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise fail(f"[study] {key} must be a positive integer, got {value!r}")
-    if key == "local_moves" and (
+    if key in ("local_moves", "random_share") and (
         isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
     ):
-        raise fail(f"[study] local_moves must be a share between 0 and 1, got {value!r}")
+        raise fail(f"[study] {key} must be a share between 0 and 1, got {value!r}")
     if key == "prune_local_moves" and not isinstance(value, bool):
         raise fail(f"[study] prune_local_moves must be true or false, got {value!r}")
     if key == "trial_timeout_device" and value not in ("any", "cuda"):

@@ -97,6 +97,7 @@ def run(
             f"data: {len(data.train)} train / {len(data.val)} val, {data.shape_text()} on "
             f"{runner.device} ({time.monotonic() - t0:.1f} s); {spec.epochs} epochs per trial, "
             f"sampler {spec.sampler}"
+            + (f" + random share {spec.random_share:g}" if spec.random_share else "")
             + (f" + local moves {spec.local_moves:g}, " if spec.local_moves else ", ")
             + ("no pruning (multi-objective)" if runner.multi else f"pruner {spec.pruner}")
         )

@@ -394,3 +394,13 @@ def test_make_sampler_puts_the_random_share_under_local_moves():
     sampler = make_sampler("tpe", 0, 6, local_moves=0.2, random_share=0.3)
     assert isinstance(sampler, LocalMoves) and isinstance(sampler.inner, RandomShare)
     assert not isinstance(make_sampler("random", 0, 6, random_share=0.3), RandomShare)
+
+
+def test_the_random_share_does_not_repeat_the_inner_samplers_random_start():
+    """Seeded alike, two random samplers draw alike: the share's draws must be its own."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = RandomShare(make_sampler("tpe", 5, 10), 0.5, seed=5)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=20)
+    xs = [t.params["x"] for t in study.trials]
+    assert len(set(xs)) == len(xs)

@@ -164,7 +164,9 @@ class RandomShare(Delegating):
         super().__init__(inner)
         self.share = share
         self._seed = secrets.randbits(32) if seed is None else seed
-        self._random = optuna.samplers.RandomSampler(seed=seed)
+        # trial number -> its own random sampler, seeded by (seed, number): a sampler seeded
+        # like the inner one would repeat the inner one's random start-up draws in order
+        self._random: dict[int, optuna.samplers.RandomSampler] = {}
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.inner}, share={self.share})"
@@ -197,9 +199,19 @@ class RandomShare(Delegating):
         param_distribution: BaseDistribution,
     ) -> Any:
         if self.is_random(trial):
-            return self._random.sample_independent(study, trial, param_name, param_distribution)
+            if trial.number not in self._random:
+                seed = np.random.default_rng([self._seed, trial.number, 11]).integers(2**32)
+                self._random[trial.number] = optuna.samplers.RandomSampler(seed=int(seed))
+            draw = self._random[trial.number]
+            return draw.sample_independent(study, trial, param_name, param_distribution)
         return super().sample_independent(study, trial, param_name, param_distribution)
 
-    def reseed_rng(self) -> None:
-        self._random.reseed_rng()
-        super().reseed_rng()
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._random.pop(trial.number, None)
+        super().after_trial(study, trial, state, values)

@@ -9,7 +9,9 @@
 #
 #   HPO_TEST_PG_URL=postgresql+psycopg2://... bash benchmarks/scale_out_drill.sh [TRIALS]
 #   (KILL_AT=20 STOP_AT=30 DOWN=20 WORKERS=3 by default; the kill waits for the worker's next
-#   epoch line, up to MIDTRIAL_WAIT=120 half-seconds; everything stays on 127.0.0.1)
+#   epoch line, up to MIDTRIAL_WAIT=120 half-seconds; everything stays on 127.0.0.1;
+#   HPO_ARGS: more arguments for every worker, e.g. "--epochs 2 --data n_train=2000")
+#   The table also gives the study's best val R2 and the trials a budget cut (issue 35).
 set -euo pipefail
 trials=${1:-30}
 kill_at=${KILL_AT:-20} stop_at=${STOP_AT:-30} down=${DOWN:-20} workers=${WORKERS:-3}
@@ -51,8 +53,9 @@ export HPO_STORAGE=$pg MLFLOW_TRACKING_URI=$uri HPO_CACHE_DIR=$work/cache
 export HPO_HEARTBEAT_SECONDS=3 HPO_GRACE_SECONDS=10 OMP_NUM_THREADS=1
 pids=()
 for i in $(seq 1 "$workers"); do
+  # shellcheck disable=SC2086 # HPO_ARGS is a list of arguments
   (cd "$work" && exec "$py" -m hpo study box --trials "$trials" --study-name "$name" \
-    >"$work/worker-$i.out" 2>"$work/worker-$i.err") &
+    ${HPO_ARGS:-} >"$work/worker-$i.out" 2>"$work/worker-$i.err") &
   pids+=($!)
 done
 t0=$(date +%s)
@@ -85,6 +88,7 @@ check() {
 import collections, pathlib, sys
 import optuna
 from mlflow import MlflowClient
+from hpo.search.record import TrialRecord
 pg, name, uri, work, codes = sys.argv[1:]
 status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 trials = optuna.load_study(study_name=name, storage=pg).trials
@@ -100,6 +104,11 @@ for r in killed:  # a dead worker's trial is failed in Optuna, and its run ended
 expected = lambda t: status.get(str(t.number), status.get(t.state.name))  # noqa: E731
 wrong = [t.number for t in trials if t.number in mine and mine[t.number].info.status
          != expected(t)]
+records = {t.number: TrialRecord.of(t) for t in trials}
+budget_words = ("trial_timeout", "time budget", "wall clock")  # a reason a budget gave
+cut = [n for n, r in records.items() if any(w in r.reason for w in budget_words)]
+r2 = lambda ns: max((records[n].metrics.get("val_r2", -1e9) for n in ns), default=None)  # noqa: E731
+complete = [t.number for t in trials if t.state.name == "COMPLETE"]
 tracebacks = sum("Traceback" in p.read_text() for p in pathlib.Path(work).glob("worker-*.err"))
 rows = [
     ("surviving workers' exit codes", codes),
@@ -112,6 +121,9 @@ rows = [
     ("runs left RUNNING", sum(r.info.status == "RUNNING" for r in runs)),
     ("runs whose status is not the trial's state (KILLED: its worker died)", len(wrong)),
     ("runs ended KILLED for a dead worker", len(killed)),
+    ("best val R2 of a complete trial", r2(complete)),
+    ("trials cut by a budget", len(cut)),
+    ("best val R2 of those cut (at their last epoch)", r2(cut)),
 ]
 print("| check | value |\n| --- | --- |")
 for what, value in rows:

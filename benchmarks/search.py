@@ -35,7 +35,7 @@ from hpo.search.record import TrialRecord
 from hpo.study.options import Options, resolve_spec
 from hpo.study.queries import counts
 from hpo.study.runner import StudyRunner
-from hpo.tasks import TASKS, cifar10, get_task
+from hpo.tasks import TASKS, Task, cifar10, get_task
 from hpo.train.config import Config
 from hpo.train.data import Split
 from hpo.train.loop import evaluate, train
@@ -88,7 +88,7 @@ def write_csv(name: str, rows: list[dict]) -> None:
 
 
 def in_memory(
-    task_name: str,
+    task_name: str | Task,
     arm: Arm,
     seed: int,
     trials: int,
@@ -96,8 +96,9 @@ def in_memory(
     device: str,
     epochs: int | None = None,
 ) -> StudyRunner:
-    """A study of the task's shipped spec in memory (no tracking, no references), its data
-    loaded: trials run one by one through StudyRunner._step."""
+    """A study of the task's shipped spec (a data set's Task: its derived one) in memory (no
+    tracking, no references), its data loaded: trials run one by one through
+    StudyRunner._step."""
     options = Options(
         trials=trials,
         storage="memory",
@@ -111,8 +112,8 @@ def in_memory(
         baselines=False,
         data=data,
     )
-    task = get_task(task_name)
-    spec = resolve_spec(task_name, options)
+    task = get_task(task_name) if isinstance(task_name, str) else task_name
+    spec = resolve_spec(task, options)
     if arm.local_moves is not None:
         spec = replace(spec, local_moves=arm.local_moves)
     if arm.prune_local_moves is not None:

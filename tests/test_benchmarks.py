@@ -119,6 +119,40 @@ def check_overhead(out: str) -> None:
     assert all(0 < number(r["median seconds"]) < 120 for r in startup)
 
 
+def check_peers(out: str) -> None:
+    """Every knob hpo's space has is one the peer searches (or a fixed one), and peer configs
+    go back into hpo Configs."""
+    (rows,) = tables(out)
+    knobs = int(out.split(" knobs, ")[0].rsplit(" ", 1)[1])
+    assert len(rows) == knobs and all(r["peer's hyperparameter"] for r in rows)
+    assert sum(r["peer's hyperparameter"] != "fixed" for r in rows) == int(
+        out.split(" knobs, ")[1].split()[0]
+    )
+    assert "20 random peer configs built as hpo Configs" in out
+
+
+def check_pixel_rungs(out: str) -> None:
+    """A rule stops at most the winners there are; noise-aware keeps at least as many."""
+    (rows,) = tables(out)
+    for r in rows:
+        lost, winners = r["winners stopped"].split(" of ")
+        assert 0 <= int(lost) <= int(winners)
+    for pool in ("all", "in order"):
+        kept = {r["rule"].split(",")[0]: int(r["draws trained to the end"]) for r in rows
+                if r["pool"] == pool}  # fmt: skip
+        assert kept["noise-aware"] >= kept["top third"]
+
+
+def check_search_quality(out: str) -> None:
+    """'reached' k/n: the median trials are finite iff more than half reached, p90 >= median."""
+    (rows,) = tables(out)
+    assert {r["arm"] for r in rows} == {"hpo", "optuna", "random", "dehb"}
+    for r in rows:
+        k, n = (int(v) for v in r["reached"].split("/"))
+        assert math.isfinite(float(r["median trials"])) == (k > n / 2)
+        assert float(r["p90 trials"]) >= float(r["median trials"])
+
+
 def check_pixel_batch(out: str) -> None:
     """'reached' counts the configs whose final accuracy is >= 0.99."""
     (rows,) = tables(out)

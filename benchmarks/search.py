@@ -21,7 +21,11 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import multiprocessing
+import os
+import shutil
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +42,7 @@ from hpo.study.runner import StudyRunner
 from hpo.tasks import TASKS, Task, cifar10, get_task
 from hpo.train.config import Config
 from hpo.train.data import Split
+from hpo.train.limits import WORKERS_ENV
 from hpo.train.loop import evaluate, train
 from hpo.util.process import tune_malloc
 
@@ -95,13 +100,18 @@ def in_memory(
     data: dict,
     device: str,
     epochs: int | None = None,
+    storage: str = "memory",
+    worker_index: int = 0,
+    load: bool = True,
 ) -> StudyRunner:
     """A study of the task's shipped spec (a data set's Task: its derived one) in memory (no
     tracking, no references), its data loaded: trials run one by one through
     StudyRunner._step."""
     options = Options(
         trials=trials,
-        storage="memory",
+        storage=storage,
+        study_name=f"search-{seed}" if storage != "memory" else None,
+        worker_index=worker_index,
         seed=seed,
         device=device,
         sampler=arm.sampler,
@@ -120,7 +130,8 @@ def in_memory(
         spec = replace(spec, prune_local_moves=arm.prune_local_moves)
     runner = StudyRunner(task, spec, options, lambda s: None)
     runner.open()
-    runner.load()
+    if load:
+        runner.load()
     return runner
 
 
@@ -156,6 +167,65 @@ def until_target(
         if best >= target:
             return len(runner.study.trials), time.monotonic() - t0, best
     return math.inf, math.inf, best
+
+
+def _worker(task_name, arm, seed, cap, data, device, storage, index, workers) -> None:
+    """One of --workers K processes of a study in `storage`: trials until the study holds
+    `cap` finished ones (the parent stops it sooner, at the target)."""
+    os.environ[WORKERS_ENV] = str(workers)  # as `hpo study --workers K` tells its workers
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    runner = in_memory(
+        task_name, arm, seed, cap, data, device, storage=storage, worker_index=index
+    )
+    while counts(runner.study)[0] < cap:
+        runner._step(None)
+
+
+def until_target_workers(task_name, arm, seed, cap, data, device, workers: int, verbose=False):
+    """until_target with `workers` processes on one SQLite study (one thread each): (trials
+    in the study when a complete one first met the target, seconds, best metric)."""
+    metric, target = TARGETS[task_name]
+    folder = tempfile.mkdtemp(prefix="hpo-search-")
+    storage = f"sqlite:///{folder}/study.db"
+    in_memory(task_name, arm, seed, cap, data, device, storage=storage, load=False)  # create it
+    spawn = multiprocessing.get_context("spawn")
+    t0 = time.monotonic()
+    procs = [
+        spawn.Process(
+            target=_worker,
+            args=(task_name, arm, seed, cap, data, device, storage, i, workers),
+            daemon=True,
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    best, seen, result = -math.inf, set(), (math.inf, math.inf)
+    study = optuna.load_study(study_name=f"search-{seed}", storage=storage)
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(2.0)
+            trials = study.get_trials(deepcopy=False)
+            for t in trials:
+                if t.state.is_finished() and t.number not in seen:
+                    seen.add(t.number)
+                    value = TrialRecord.of(t).metrics.get(metric)
+                    if verbose:
+                        epochs = len(t.intermediate_values)
+                        print(f"  trial {t.number} {t.state.name} {metric} {value} after "
+                              f"{epochs} epochs {t.params}", flush=True)  # fmt: skip
+                    if t.state == optuna.trial.TrialState.COMPLETE and value is not None:
+                        best = max(best, value)
+            if best >= target:
+                result = (len(trials), time.monotonic() - t0)
+                break
+    finally:
+        for p in procs:
+            p.kill()
+            p.join()
+        shutil.rmtree(folder, ignore_errors=True)
+    return result[0], result[1], best
 
 
 def within_budget(
@@ -321,6 +391,12 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 seed, 4 trials")
     parser.add_argument("--verbose", action="store_true", help="a line per trial as it ends")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="until the target: K worker processes on one SQLite study, one thread each",
+    )
     args = parser.parse_args()
     tune_malloc()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -345,9 +421,23 @@ def main() -> None:
         label = describe(args.task, ARMS[key])
         results = []
         for seed in seed_list:  # one line per study as it ends, so a cut-off run still tells
-            results.append(
-                until_target(args.task, ARMS[key], seed, cap, data, args.device, args.verbose)
-            )
+            if args.workers > 1:
+                results.append(
+                    until_target_workers(
+                        args.task,
+                        ARMS[key],
+                        seed,
+                        cap,
+                        data,
+                        args.device,
+                        args.workers,
+                        args.verbose,
+                    )  # fmt: skip
+                )
+            else:
+                results.append(
+                    until_target(args.task, ARMS[key], seed, cap, data, args.device, args.verbose)
+                )
             n, secs, best = results[-1]
             print(f"{label}, study seed {seed}: {n} trials, {secs:.1f} s, best {best:.4f}")
         trials = statistics.median(r[0] for r in results)

@@ -2,13 +2,15 @@
 
 Random draws of the shipped space (studies/pixel.toml) are trained for the spec's epochs, each
 epoch's val accuracy kept. Then, as if the draws were one bracket's trials, each pruning rule is
-applied at the rungs (epoch 1 and 3 of 6): the top third of the draws at a rung go on. Counted:
-the winners (val >= 0.99 at the last epoch) a rule would have stopped, and the epochs it trains.
+applied at the rungs (epoch 1 of 6: a rung's survivors must train 3x as long): the top third of
+the draws at a rung go on. Counted: the winners (val >= 0.99 at the last epoch) a rule would
+have stopped, and the epochs it trains.
 
 Rules:
 - top third: Hyperband's successive halving, as Optuna does it;
 - noise-aware: the same, except that a trial whose value the validation set cannot tell from the
-  cut-off (within z standard errors of it, binomial: sqrt(p (1 - p) / n_val)) goes on
+  cut-off (within z standard errors of the difference, binomial: sqrt(p (1 - p) / n_val)
+  each) goes on
   (hpo.search.strategy.NoiseAwareHyperband).
 
 Usage: python benchmarks/pixel_rungs.py [--draws 30] [--seed 0] [--dense-only] [--z 2]
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -46,7 +49,8 @@ def stopped_at(curve: list[float], pool: list[list[float]], rungs, n_val: int, z
         if len(curve) < rung:
             return None  # it ended before the rung for another reason
         need = top_share_cut([c[rung - 1] for c in pool if len(c) >= rung], 3, True)
-        if curve[rung - 1] < need - z * binomial_se(n_val)(need):
+        se = math.hypot(binomial_se(n_val)(need), binomial_se(n_val)(curve[rung - 1]))
+        if curve[rung - 1] < need - z * se:
             return rung
     return None
 
@@ -75,7 +79,7 @@ def main() -> None:
     n_val = len(data.val)
     spec = load_spec(default_spec_path("pixel"))
     epochs = 2 if args.smoke else spec.epochs
-    rungs = [r for r in (1, 3, 9) if r < epochs]
+    rungs = [r for r in (1, 3, 9) if r * 3 <= epochs]  # hpo.search.strategy.HyperbandAtRungs
     study = optuna.create_study(
         sampler=optuna.samplers.RandomSampler(seed=args.seed), direction="maximize"
     )
@@ -130,8 +134,9 @@ def main() -> None:
         at = sorted(c[rung - 1] for c in curves if len(c) >= rung)
         win = sorted(c[rung - 1] for c in winners)
         need = top_share_cut(at, 3, True)
+        margin = args.z * math.hypot(binomial_se(n_val)(need), binomial_se(n_val)(0.5))
         print(
-            f"epoch {rung}: cut-off {need:.3f} (margin {args.z * binomial_se(n_val)(need):.3f});"
+            f"epoch {rung}: cut-off {need:.3f} (margin for a trial at chance {margin:.3f});"
             f" winners there: {' '.join(f'{v:.3f}' for v in win)}"
         )
     OUT.mkdir(exist_ok=True)

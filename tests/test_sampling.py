@@ -285,8 +285,11 @@ def test_hyperband_at_rungs_stops_the_same_trials_at_the_same_epochs_reading_les
         study.optimize(crossing_curves, n_trials=80)
         runs[name] = ([(t.state, t.last_step) for t in study.trials], storage.attr_reads)
     (plain, plain_reads), (ours, our_reads) = runs["plain"], runs["ours"]
-    assert ours == plain
-    assert {step for state, step in ours if state == TrialState.PRUNED} == {1, 3, 9}
+    # the same trials stopped at epochs 1 and 3; none at 9, past 10 / 3 (Hyperband's last rung)
+    assert {step for state, step in plain if state == TrialState.PRUNED} == {1, 3, 9}
+    assert {step for state, step in ours if state == TrialState.PRUNED} == {1, 3}
+    early = [i for i, (state, step) in enumerate(plain) if state != TrialState.PRUNED or step < 9]
+    assert [ours[i] for i in early[:30]] == [plain[i] for i in early[:30]]
     assert our_reads < plain_reads / 2, (our_reads, plain_reads)
 
 
@@ -314,6 +317,11 @@ def test_hyperband_at_rungs_never_stops_a_trial_at_its_last_epoch():
     pruned_at_3 = lambda states: sum(s == TrialState.PRUNED and n == 3 for s, n in states)  # noqa: E731
     assert pruned_at_3(plain) > 0 and pruned_at_3(ours) == 0
     assert any(s == TrialState.PRUNED and n == 1 for s, n in ours)  # rung 1 still prunes
+    # at 2 epochs a trial no rung pays back: a third kept at epoch 1 trains one more, not 3x
+    two = run(HyperbandAtRungs(min_resource=1, max_resource=2))
+    plain_two = run(optuna.pruners.HyperbandPruner(min_resource=1, max_resource=2))
+    assert any(s == TrialState.PRUNED for s, _ in plain_two)
+    assert not any(s == TrialState.PRUNED for s, _ in two)
 
 
 def plateau_then_climb(trial: optuna.Trial) -> float:
@@ -322,7 +330,7 @@ def plateau_then_climb(trial: optuna.Trial) -> float:
     x = trial.suggest_float("x", 0.0, 1.0)
     noise = np.random.default_rng(trial.number)
     value = 0.5
-    for epoch in range(1, 7):
+    for epoch in range(1, 11):
         p = 0.5 if epoch == 1 or x <= 0.7 else min(1.0, 0.5 + 0.2 * (epoch - 1))
         value = noise.binomial(1000, p) / 1000
         trial.report(value, epoch)
@@ -331,26 +339,29 @@ def plateau_then_climb(trial: optuna.Trial) -> float:
     return value
 
 
-@pytest.mark.parametrize("noise", [None, binomial_se(1000)])
-def test_hyperband_does_not_stop_on_noise_the_validation_set_cannot_tell(noise):
+def test_hyperband_does_not_stop_on_noise_the_validation_set_cannot_tell():
     """Plain, it stops climbers at epoch 1 on noise; told the accuracy's standard error, it
-    stops none of them there, and still stops the trials left at chance at epoch 3."""
+    stops one in 20 there (a 2.8-SE draw: z = 2 on the difference), and still stops the trials
+    left at chance at epoch 3, beside climbers at ~0.9."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        study_name="plateau",
-        direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=HyperbandAtRungs(min_resource=1, max_resource=6, noise=noise),
-    )
-    study.optimize(plateau_then_climb, n_trials=40)
-    climbers = [t for t in study.trials if t.params["x"] > 0.7]
-    at = lambda trials, n: sum(t.state == TrialState.PRUNED and t.last_step == n for t in trials)  # noqa: E731
-    if noise is None:
-        assert at(climbers, 1) > 0
-    else:
-        assert at(climbers, 1) == 0
-        assert all(t.state == TrialState.COMPLETE for t in climbers)
-        assert at(study.trials, 3) > 0  # the ones at chance, beside climbers at ~0.9
+    runs = {}
+    for name, noise in (("plain", None), ("noise", binomial_se(1000))):
+        study = optuna.create_study(
+            study_name="plateau",
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            pruner=HyperbandAtRungs(min_resource=1, max_resource=10, noise=noise),
+        )
+        study.optimize(plateau_then_climb, n_trials=80)
+        climbers = [t for t in study.trials if t.params["x"] > 0.7]
+        runs[name] = (
+            sum(t.state == TrialState.PRUNED and t.last_step == 1 for t in climbers),
+            sum(t.state == TrialState.COMPLETE for t in climbers),
+            sum(t.state == TrialState.PRUNED and t.last_step == 3 for t in study.trials),
+        )
+    (plain_at_1, plain_done, _), (at_1, done, at_3) = runs["plain"], runs["noise"]
+    assert plain_at_1 >= 4 and at_1 <= 1, runs
+    assert done > plain_done and at_3 > 0, runs
 
 
 def test_top_share_cut_is_successive_halvings_rule():

@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,22 +246,22 @@ def plot(name: str, p: Problem, studies: list[Study]) -> Path:
 
     horizon = max((c[0] for s in studies for c in s.course), default=1.0)
     grid = np.linspace(0, horizon, 200)
+    # before its first full-length trial a study counts at the lowest value any study reached,
+    # so that the median is over every seed at every second (and never falls)
+    seen = [c[3] for s in studies for c in s.course if math.isfinite(c[3])]
+    floor = max(min(seen, default=0.0), -0.1)  # an R2 far below 0 would squash the plot
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm in dict.fromkeys(s.arm for s in studies):
         curves = []
         for s in (s for s in studies if s.arm == arm):
             times = np.array([c[0] for c in s.course] + [math.inf])
-            best = np.array(
-                [math.nan] + [c[3] if c[3] > -math.inf else math.nan for c in s.course]
-            )
+            best = np.array([floor] + [max(c[3], floor) for c in s.course])
             curve = best[np.searchsorted(times, grid, side="right")]
             if s.reached:  # a study stopped at the threshold keeps its best from there on
                 curve[grid >= s.reached[1]] = s.best_value
             curves.append(curve)
         stack = np.array(curves)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a grid point no seed has reached yet: NaN
-            mid, lo, hi = (np.nanpercentile(stack, q, axis=0) for q in (50, 25, 75))
+        mid, lo, hi = (np.percentile(stack, q, axis=0) for q in (50, 25, 75))
         ax.plot(grid, mid, label=f"{arm} ({len(curves)} seeds)")
         ax.fill_between(grid, lo, hi, alpha=0.2)
     ax.axhline(p.threshold, color="grey", linestyle=":", linewidth=1)
@@ -277,6 +276,21 @@ def plot(name: str, p: Problem, studies: list[Study]) -> Path:
     return path
 
 
+def load_courses(path: Path, p: Problem) -> list[Study]:
+    """The studies of a run's _course.csv, to draw its plot again (--replot)."""
+    studies: dict[tuple[str, int], Study] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row["arm"], int(row["seed"]))
+            s = studies.setdefault(key, Study(*key))
+            seconds, best = float(row["seconds"]), float(row["best"])
+            s.course.append((seconds, int(row["trials"]), int(row["epochs"]), best))
+            s.best_value = max(s.best_value, best)
+            if s.reached is None and best >= p.threshold:
+                s.reached = (int(row["trials"]), seconds)
+    return list(studies.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", default="box", choices=sorted(PROBLEMS))
@@ -288,7 +302,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-rescore", action="store_true", help="skip the test-split rescore")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 seeds, 3 trials")
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="draw the plot again from the last run's _course.csv; no training",
+    )
     args = parser.parse_args()
+    if args.replot:
+        p = PROBLEMS[args.problem]
+        studies = load_courses(OUT / f"search_quality_{args.problem}_course.csv", p)
+        print(f"plot: {plot(args.problem, p, studies)}")
+        return
     tune_malloc()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     p = PROBLEMS[args.problem]

@@ -15,7 +15,9 @@ problem's threshold. For each arm and problem: success rate; median and p90 tria
 to the threshold (inf: not reached); the final best; that best config trained again under
 another seed and scored on the held-out test split, which no search saw. An anytime plot (best
 so far against seconds, median and interquartile band over study seeds) goes to
-benchmarks/out/search_quality_<problem>.png, the rows to .csv.
+benchmarks/out/search_quality_<problem>.png, the rows to .csv. Each finished study is appended
+to search_quality_<problem>_studies.jsonl as it ends; `--resume` keeps the studies there that
+were run under the same budget and data, and runs only the rest (a cut-off run goes on).
 
 Usage: python benchmarks/search_quality.py --problem box [--seeds 10]
        [--arms hpo,optuna,random,dehb]
@@ -26,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -237,7 +240,7 @@ def summarise(name: str, p: Problem, studies: list[Study]) -> list[dict]:
     return rows
 
 
-def plot(name: str, p: Problem, studies: list[Study]) -> Path:
+def plot(name: str, p: Problem, studies: list[Study], out: Path) -> Path:
     """Best so far against seconds: median and interquartile band over study seeds."""
     import matplotlib
 
@@ -269,8 +272,7 @@ def plot(name: str, p: Problem, studies: list[Study]) -> Path:
     ax.set_ylabel(f"best {p.metric} so far")
     ax.set_title(f"{name}: median and interquartile band over study seeds")
     ax.legend()
-    OUT.mkdir(exist_ok=True)
-    path = OUT / f"search_quality_{name}.png"
+    path = out / f"search_quality_{name}.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -291,6 +293,26 @@ def load_courses(path: Path, p: Problem) -> list[Study]:
     return list(studies.values())
 
 
+def journal_path(problem: str, out: Path) -> Path:
+    return out / f"search_quality_{problem}_studies.jsonl"
+
+
+def load_journal(path: Path, setup: dict) -> dict[tuple[str, int], Study]:
+    """The studies a run journalled under this setup, by (arm, seed) (--resume)."""
+    done: dict[tuple[str, int], Study] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.pop("setup") != setup:
+            continue
+        study = Study(**entry)
+        study.course = [tuple(c) for c in study.course]
+        study.reached = tuple(study.reached) if study.reached else None
+        done[(study.arm, study.seed)] = study
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", default="box", choices=sorted(PROBLEMS))
@@ -302,16 +324,25 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-rescore", action="store_true", help="skip the test-split rescore")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 seeds, 3 trials")
+    parser.add_argument("--out", type=Path, help=f"where the results go [{OUT}, smoke: ./smoke]")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the studies the last run finished under this budget and data; run the rest",
+    )
     parser.add_argument(
         "--replot",
         action="store_true",
         help="draw the plot again from the last run's _course.csv; no training",
     )
     args = parser.parse_args()
+    # a smoke run leaves the real results alone
+    out = args.out or (Path("smoke") if args.smoke else OUT)
+    out.mkdir(parents=True, exist_ok=True)
     if args.replot:
         p = PROBLEMS[args.problem]
-        studies = load_courses(OUT / f"search_quality_{args.problem}_course.csv", p)
-        print(f"plot: {plot(args.problem, p, studies)}")
+        studies = load_courses(out / f"search_quality_{args.problem}_course.csv", p)
+        print(f"plot: {plot(args.problem, p, studies, out)}")
         return
     tune_malloc()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -327,10 +358,21 @@ def main() -> None:
     if args.trials or args.seconds:
         p = Problem(p.task, p.metric, p.threshold, args.trials or p.trials, p.data,
                     args.seconds or p.seconds, p.smoke)  # fmt: skip
+    setup = {"trials": p.trials, "seconds": p.seconds, "data": data, "device": args.device}
+    setup = json.loads(json.dumps(setup))  # as the journal reads it back
+    journal = journal_path(args.problem, out)
+    done = load_journal(journal, setup) if args.resume else {}
+    if not args.resume:
+        journal.write_text("")
+    if done:
+        print(f"resumed: {len(done)} finished studies from {journal}")
     warm_up()
     studies = []
     for seed in seeds:  # arms alternate within a seed, so machine noise hits them alike
         for arm in arms:
+            if (arm, seed) in done:
+                studies.append(done[(arm, seed)])
+                continue
             if arm == "dehb":
                 study, runner = dehb_study(p, seed, data, args.device)
             else:
@@ -338,6 +380,8 @@ def main() -> None:
             if not args.no_rescore:
                 study.rescored = rescore(study, runner, p)
             studies.append(study)
+            with open(journal, "a") as fh:
+                fh.write(json.dumps(asdict(study) | {"setup": setup}, default=str) + "\n")
             at = (
                 f"reached at trial {study.reached[0]}, {study.reached[1]:.0f} s"
                 if study.reached
@@ -348,13 +392,12 @@ def main() -> None:
                   f"{last[0]:.0f} s; best {study.best_value:.4f}, rescored {study.rescored:.4f}",
                   flush=True)  # fmt: skip
     rows = summarise(args.problem, p, studies)
-    print(f"\nplot: {plot(args.problem, p, studies)}")
-    OUT.mkdir(exist_ok=True)
-    with open(OUT / f"search_quality_{args.problem}.csv", "w", newline="") as fh:
+    print(f"\nplot: {plot(args.problem, p, studies, out)}")
+    with open(out / f"search_quality_{args.problem}.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    with open(OUT / f"search_quality_{args.problem}_course.csv", "w", newline="") as fh:
+    with open(out / f"search_quality_{args.problem}_course.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["arm", "seed", "seconds", "trials", "epochs", "best"])
         for s in studies:

@@ -4,6 +4,7 @@ rate against its count and its time, a total against its parts)."""
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import statistics
@@ -259,3 +260,25 @@ def test_rescoring_uses_validation_images_the_search_never_saw(monkeypatch):
     assert len(set(held)) == 2000 and held.max() < len(every)
     assert not np.isin(every[held], seen).any()  # none of the images the search scored on
     assert len(search.held_out(settings, 10**6)) == 4500  # all the rest, at most
+
+
+def test_search_quality_resumes(scratch):
+    """--resume keeps the studies a cut-off run finished (under the same budget and data) and
+    runs only the missing seeds: the kept study's row is the one the first run wrote."""
+    script = ROOT / "benchmarks" / "search_quality.py"
+    first = smoke(script, scratch, "--arms", "random", "--seed-list", "0", "--out", "sq")
+    assert first.returncode == 0, first.stderr[-2000:]
+
+    def per_seed() -> list[str]:
+        lines = (scratch / "sq" / "search_quality_box.csv").read_text().splitlines()
+        return next(csv.DictReader(lines))["per_seed"].split()
+
+    (seed0,) = per_seed()
+    both = smoke(script, scratch, "--arms", "random", "--seed-list", "0,1", "--resume",
+                 "--out", "sq")  # fmt: skip
+    assert both.returncode == 0, both.stderr[-2000:]
+    assert "resumed: 1 finished studies" in both.stdout
+    assert both.stdout.count("box random seed") == 1  # only seed 1 trained
+    kept, new = per_seed()
+    assert kept == seed0 and new.startswith("1:")
+    assert len((scratch / "sq" / "search_quality_box_studies.jsonl").read_text().splitlines()) == 2

@@ -45,3 +45,14 @@ def test_workers_auto_on_a_cpu_is_one_process(tiny_spec, scratch):
     assert "workers on" not in out.stderr and "1/1 trials finished" in out.stdout
     bad = cli("study", "box", "--workers", "many")
     assert bad.returncode == 2 and "--workers takes a positive number or 'auto'" in bad.stderr
+
+
+def test_worker_sampler_seeds_are_their_own_streams():
+    """Worker 0 keeps the study's seed; worker 1 of seed s is not worker 0 of seed s + 1 (with
+    seed + index, 2-worker studies seeded 100 and 101 drew the same configs)."""
+    from hpo.study.runner import worker_seed
+
+    assert worker_seed(100, 0) == 100 and worker_seed(None, 3) is None
+    assert worker_seed(100, 1) == worker_seed(100, 1)  # reproducible
+    seeds = {worker_seed(s, i) for s in range(100, 110) for i in range(4)}
+    assert len(seeds) == 40  # no two (seed, worker) pairs share a stream

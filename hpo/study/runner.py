@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import tenacity
 import torch
@@ -49,6 +50,15 @@ def load_data(task: Task, settings: dict[str, Any], device: torch.device) -> Tas
 
 def timeout_text(timeout: float | None) -> str:
     return f"--timeout {timeout:g} s reached"
+
+
+def worker_seed(seed: int | None, index: int) -> int | None:
+    """The sampler seed of worker `index` of a study seeded `seed`: worker 0 keeps the seed, so
+    a one-worker study is the seeded study; the others draw from a stream of (seed, index), not
+    seed + index, which is worker 0 of the study seeded one higher."""
+    if seed is None or index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 class StudyRunner:
@@ -100,8 +110,7 @@ class StudyRunner:
         o, spec = self.options, self.spec
         # every storage call rides out a database restart (hpo.study.storage.Patient)
         storage, self.patient = patient_storage(open_storage(o.storage), self.echo)
-        # workers of one study must not sample alike: each offsets the sampler seed
-        seed = None if o.seed is None else o.seed + o.worker_index
+        seed = worker_seed(o.seed, o.worker_index)
         if self.multi and spec.sampler not in ("tpe", "random"):
             raise UserError(
                 f"sampler {spec.sampler} optimises one objective; with --objective "

@@ -247,6 +247,7 @@ def plot(name: str, p: Problem, studies: list[Study], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    studies = [s for s in studies if s.course]  # a study journalled without its course: not drawn
     horizon = max((c[0] for s in studies for c in s.course), default=1.0)
     grid = np.linspace(0, horizon, 200)
     # before its first full-length trial a study counts at the lowest value any study reached,

@@ -58,7 +58,7 @@ def worker_seed(seed: int | None, index: int) -> int | None:
     seed + index, which is worker 0 of the study seeded one higher."""
     if seed is None or index == 0:
         return seed
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    return int(np.random.default_rng([seed, index]).integers(2**32))  # as RandomShare does
 
 
 class StudyRunner:
